@@ -1,0 +1,1 @@
+"""Taskmaster: a deploy gate for Celery workers."""

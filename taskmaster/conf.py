@@ -1,0 +1,84 @@
+"""The ``TASKMASTER`` settings namespace, read live so ``override_settings`` works.
+
+Every key is a property that reads ``settings.TASKMASTER`` at access time; nothing is
+frozen at import. Validation lives in ``checks.py`` (system checks) so that a bad value
+is reported as ``taskmaster.E00x`` instead of a crash deep inside a gate run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.utils.module_loading import import_string
+
+DEFAULTS: dict[str, Any] = {
+    # Dotted path to the Celery app; None finds ``<settings package>.celery.app``.
+    "CELERY_APP": None,
+    # Seconds the gate waits for blockers to end before it restores and says "blocked".
+    "TIMEOUT": 600,
+    # Seconds between two polls of the workers.
+    "INTERVAL": 20,
+    # A non-interruptible task whose hard time_limit is at most this many seconds is "short".
+    "SHORT_TASK_LIMIT": 60,
+    # Seconds to wait for a worker's reply to one remote-control call.
+    "REPLY_TIMEOUT": 1.0,
+    # Show task arguments (as bounded reprs) in reports. Off: arguments may hold secrets.
+    "SHOW_TASK_ARGS": False,
+    # Make taskmaster.W001 (blocking tasks) an error, so `check` fails CI.
+    "BLOCKING_TASKS_ARE_ERRORS": False,
+    # Blocking tasks accepted on purpose: W001 does not list them.
+    "ACCEPTED_BLOCKING_TASKS": [],
+}
+
+
+class Settings:
+    """Typed, live access to ``settings.TASKMASTER``."""
+
+    def _get(self, key: str) -> Any:
+        user = getattr(django_settings, "TASKMASTER", None) or {}
+        return user.get(key, DEFAULTS[key])
+
+    @property
+    def CELERY_APP(self) -> str:
+        path = self._get("CELERY_APP")
+        if path:
+            return str(path)
+        # The layout of Celery's "First steps with Django": <project>/celery.py defines `app`.
+        package = django_settings.SETTINGS_MODULE.rpartition(".")[0]
+        return f"{package}.celery.app" if package else "celery.app"
+
+    @property
+    def TIMEOUT(self) -> float:
+        return self._get("TIMEOUT")
+
+    @property
+    def INTERVAL(self) -> float:
+        return self._get("INTERVAL")
+
+    @property
+    def SHORT_TASK_LIMIT(self) -> float:
+        return self._get("SHORT_TASK_LIMIT")
+
+    @property
+    def REPLY_TIMEOUT(self) -> float:
+        return self._get("REPLY_TIMEOUT")
+
+    @property
+    def SHOW_TASK_ARGS(self) -> bool:
+        return bool(self._get("SHOW_TASK_ARGS"))
+
+    @property
+    def BLOCKING_TASKS_ARE_ERRORS(self) -> bool:
+        return bool(self._get("BLOCKING_TASKS_ARE_ERRORS"))
+
+    @property
+    def ACCEPTED_BLOCKING_TASKS(self) -> list[str]:
+        return list(self._get("ACCEPTED_BLOCKING_TASKS"))
+
+    def celery_app(self) -> Any:
+        """Import the configured Celery app (raises ImportError if it cannot)."""
+        return import_string(self.CELERY_APP)
+
+
+app_settings = Settings()

@@ -1,0 +1,175 @@
+"""The drain as a state machine over snapshots and a clock: pure logic, no I/O.
+
+``drain.py`` feeds it what ``cluster.py`` saw (which workers consume what, which tasks
+they hold, who answered) together with the time; the gate says what to cancel, who
+blocks and when the verdict is reached. Unit tests drive it with recorded snapshots.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from taskmaster.cluster import Inspection, Queues, TaskSeen, queue_names
+from taskmaster.registry import Classification, Registry
+
+
+class Verdict(str, enum.Enum):
+    CLEAR = "clear"
+    BLOCKED = "blocked"
+    INTERRUPTED = "interrupted"
+    ERROR = "error"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """Something that makes "stop the workers now" unsafe."""
+
+    id: str  # the task id; the hostname for a worker that does not answer
+    name: str  # the task name; "" for a worker
+    worker: str
+    state: str  # active | reserved | scheduled | unresponsive | consuming
+    runtime_seconds: float | None
+    classification: str
+    reason: str
+    args: str = ""
+
+    def as_json(self, *, with_args: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": self.id,
+            "name": self.name,
+            "worker": self.worker,
+            "state": self.state,
+            "runtime_seconds": (
+                None if self.runtime_seconds is None else round(self.runtime_seconds, 1)
+            ),
+            "classification": self.classification,
+            "reason": self.reason,
+        }
+        if with_args:
+            data["args"] = self.args
+        return data
+
+
+def task_blocker(
+    task: TaskSeen, registry: Registry, *, now: float, deadline: float
+) -> Blocker | None:
+    """Apply DESIGN.md's table to one task; ``None`` if it is safe to interrupt."""
+    info = registry.get(task.name)
+    classification = info.classification if info else Classification.UNKNOWN
+    late_ack = info is not None and info.acks_late
+    if task.state == "active":
+        # The runtime flag is the truth: it reflects the code the worker runs.
+        if not task.acknowledged:
+            return None
+        reason = "acknowledged when it started: stopping the worker now loses it"
+    elif task.state == "reserved":
+        if late_ack:
+            return None
+        reason = "prefetched by the worker, which will start it and acknowledge it early"
+    else:  # scheduled (ETA)
+        if late_ack or (task.eta is not None and task.eta.timestamp() > deadline):
+            return None
+        reason = "held for its ETA, due before the deadline; it will start and be acknowledged"
+    if classification is Classification.SHORT and info is not None:
+        reason += f" (short: time_limit {info.time_limit:g} s)"
+    runtime = now - task.time_start if task.time_start else None
+    return Blocker(
+        id=task.id,
+        name=task.name,
+        worker=task.worker,
+        state=task.state,
+        runtime_seconds=runtime,
+        classification=str(classification),
+        reason=reason,
+        args=task.args,
+    )
+
+
+def worker_blocker(worker: str, state: str, reason: str) -> Blocker:
+    return Blocker(
+        id=worker,
+        name="",
+        worker=worker,
+        state=state,
+        runtime_seconds=None,
+        classification="",
+        reason=reason,
+    )
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict | None  # None: keep waiting
+    blockers: tuple[Blocker, ...]
+    wait_seconds: float  # until the next poll (0 once there is a verdict)
+
+
+@dataclass
+class Gate:
+    """One drain: the recorded consumers, the deadline, and the verdict rules."""
+
+    registry: Registry
+    started_at: float
+    timeout: float
+    interval: float
+    snapshot: Queues = field(default_factory=dict)  # what a restore puts back
+    gone: set[str] = field(default_factory=set)  # workers that left cleanly
+
+    @property
+    def deadline(self) -> float:
+        return self.started_at + self.timeout
+
+    @property
+    def workers(self) -> list[str]:
+        return sorted(w for w in self.snapshot if w not in self.gone)
+
+    def record(self, queues: Queues) -> Queues:
+        """Add the workers not seen before to the snapshot; return them (to drain)."""
+        joined = {w: q for w, q in queues.items() if w not in self.snapshot}
+        self.snapshot.update(joined)
+        return joined
+
+    def still_consuming(self, queues: Queues) -> dict[str, set[str]]:
+        """Recorded queues that a worker still consumes: the cancels still to make."""
+        return {
+            worker: left
+            for worker, recorded in self.snapshot.items()
+            if (left := queue_names(recorded) & queue_names(queues.get(worker, [])))
+        }
+
+    def blockers(
+        self, inspection: Inspection, consuming: dict[str, set[str]], *, now: float
+    ) -> list[Blocker]:
+        found: list[Blocker] = []
+        for worker in self.workers:
+            if worker not in inspection.answered:
+                found.append(
+                    worker_blocker(
+                        worker, "unresponsive", "does not answer: it may be running anything"
+                    )
+                )
+            elif consuming.get(worker):
+                queues = ", ".join(sorted(consuming[worker]))
+                found.append(
+                    worker_blocker(worker, "consuming", f"still consumes {queues}: not drained")
+                )
+        for task in inspection.tasks:
+            blocker = task_blocker(task, self.registry, now=now, deadline=self.deadline)
+            if blocker is not None:
+                found.append(blocker)
+        return found
+
+    def decide(
+        self, inspection: Inspection, consuming: dict[str, set[str]], *, now: float
+    ) -> Decision:
+        blockers = tuple(self.blockers(inspection, consuming, now=now))
+        if not blockers:
+            return Decision(Verdict.CLEAR, blockers, 0)
+        if now >= self.deadline:
+            return Decision(Verdict.BLOCKED, blockers, 0)
+        return Decision(None, blockers, min(self.interval, self.deadline - now))

@@ -1,0 +1,57 @@
+"""``./manage.py resume_consumers``: put back the consumers a drain cancelled."""
+
+from __future__ import annotations
+
+import sys
+from argparse import ArgumentParser
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from taskmaster import records
+from taskmaster.cluster import BrokerUnavailable, Cluster, queue_names
+from taskmaster.conf import app_settings
+from taskmaster.drain import restore
+from taskmaster.management.common import load_app
+from taskmaster.models import GateRun
+
+
+class Command(BaseCommand):
+    help = (
+        "Restore the consumers recorded by the open drain (or, if none is open, the latest "
+        "one), verify them, and close the drain. Safe to run twice."
+    )
+    requires_system_checks: list[str] = []
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument(
+            "--run", type=int, help="restore this gate run instead (default: open, else latest)"
+        )
+
+    def handle(self, *, run: int | None, **options: Any) -> None:
+        gate_run = GateRun.objects.filter(pk=run).first() if run else None
+        if run and gate_run is None:
+            raise CommandError(f"there is no gate run #{run}", returncode=2)
+        gate_run = gate_run or GateRun.objects.for_recovery()
+        if gate_run is None:
+            self.stdout.write("No drain on record: nothing to restore.")
+            return
+        snapshot = gate_run.snapshot
+        workers = ", ".join(
+            f"{w} ({', '.join(sorted(queue_names(q))) or 'no queues'})"
+            for w, q in sorted(snapshot.items())
+        )
+        self.stdout.write(f"Restoring gate run #{gate_run.pk}: {workers or 'no workers'}")
+        cluster = Cluster(load_app(), reply_timeout=float(app_settings.REPLY_TIMEOUT))
+        try:
+            with cluster.connected():
+                problems = restore(cluster, snapshot, note=self.stdout.write)
+        except BrokerUnavailable as exc:
+            raise CommandError(f"{exc}. Nothing was restored; try again.", returncode=3) from None
+        records.mark_restored(gate_run, problems)
+        if problems:
+            for problem in problems:
+                self.stderr.write(f"not restored: {problem}")
+            self.stderr.write("The drain stays open; fix what is named and run this again.")
+            sys.exit(5)
+        self.stdout.write("Every recorded worker consumes its queues again; drain closed.")

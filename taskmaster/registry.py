@@ -1,0 +1,117 @@
+"""The acks_late registry: every task of the Celery app, classified for the gate.
+
+A task is *interruptible* when its message is acknowledged late (``acks_late``): if the
+worker stops, the broker delivers it again. Otherwise it is acknowledged when it starts,
+and stopping the worker loses it; it is *short* when a hard ``time_limit`` bounds it by
+the short-task limit (the worker will finish it soon), *blocking* otherwise.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+
+class Classification(str, enum.Enum):
+    INTERRUPTIBLE = "interruptible"
+    SHORT = "short"
+    BLOCKING = "blocking"
+    UNKNOWN = "unknown"  # a task the worker runs but the deployer's code does not register
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def classify(*, acks_late: bool, time_limit: float | None, short_limit: float) -> Classification:
+    if acks_late:
+        return Classification.INTERRUPTIBLE
+    if time_limit is not None and 0 < time_limit <= short_limit:
+        return Classification.SHORT
+    return Classification.BLOCKING
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    name: str
+    acks_late: bool
+    reject_on_worker_lost: bool
+    time_limit: float | None
+    soft_time_limit: float | None
+    queue: str | None
+    classification: Classification
+
+    @property
+    def interruptible(self) -> bool:
+        return self.classification is Classification.INTERRUPTIBLE
+
+
+Registry = dict[str, TaskInfo]
+
+# Task modules are imported once per app. Celery's Django fixup runs Django's system
+# checks while it imports them, and our checks build the registry: this state breaks the loop.
+_imported: dict[int, bool] = {}  # id(app) -> True once done, False while importing
+
+
+class RegistryNotReady(Exception):
+    """The app's task modules are being imported right now (a re-entrant call)."""
+
+
+def import_task_modules(app: Any) -> None:
+    state = _imported.get(id(app))
+    if state is None:
+        _imported[id(app)] = False
+        try:
+            app.loader.import_default_modules()
+        except BaseException:
+            del _imported[id(app)]
+            raise
+        _imported[id(app)] = True
+    elif state is False:
+        raise RegistryNotReady(app)
+
+
+def build_registry(app: Any, *, short_limit: float) -> Registry:
+    """Classify every task of ``app`` (Celery's own ``celery.*`` tasks aside).
+
+    Imports the app's task modules first (``autodiscover_tasks()`` is lazy until a worker
+    starts), so the registry sees what a worker would register.
+    """
+    import_task_modules(app)
+    tasks = app.tasks  # finalizes the app: task_annotations and config defaults applied
+    return {
+        name: task_info(app, task, short_limit=short_limit)
+        for name, task in sorted(tasks.items())
+        if not name.startswith("celery.")
+    }
+
+
+def task_info(app: Any, task: Any, *, short_limit: float) -> TaskInfo:
+    # A bound task's attributes already carry the app's defaults (task_acks_late, ...).
+    acks_late = bool(task.acks_late)
+    time_limit = _seconds(task.time_limit)
+    return TaskInfo(
+        name=task.name,
+        acks_late=acks_late,
+        reject_on_worker_lost=bool(task.reject_on_worker_lost),
+        time_limit=time_limit,
+        soft_time_limit=_seconds(task.soft_time_limit),
+        queue=_queue_of(app, task.name),
+        classification=classify(
+            acks_late=acks_late, time_limit=time_limit, short_limit=short_limit
+        ),
+    )
+
+
+def _seconds(value: Any) -> float | None:
+    return float(value) if value else None
+
+
+def _queue_of(app: Any, name: str) -> str | None:
+    """The queue a plain ``delay()`` of this task is routed to (task_routes applied)."""
+    try:
+        route = app.amqp.router.route({}, name, args=(), kwargs={})
+    except Exception:  # a router that needs real arguments: the default queue is the honest guess
+        return str(app.conf.task_default_queue)
+    queue = route.get("queue")
+    return getattr(queue, "name", queue)
