@@ -81,21 +81,29 @@ DATABASES = {
     )
 }
 
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
-if CELERY_BROKER_URL.startswith("filesystem://"):
-    # One folder for messages in both directions (every process on this machine shares it),
-    # and a control folder for the fanout exchanges remote control uses.
-    _BROKER_DIR = VAR_DIR / "broker"
-    for _folder in ("data", "control", "processed"):
-        (_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_BROKER_DIR / "data"),
-        "data_folder_out": str(_BROKER_DIR / "data"),
-        "control_folder": str(_BROKER_DIR / "control"),
-        "processed_folder": str(_BROKER_DIR / "processed"),
+
+def filesystem_transport_options(var_dir: Path) -> dict[str, Any]:
+    """Options of Celery's ``filesystem://`` transport, in folders under ``var_dir``.
+
+    One folder for messages in both directions (every process on the machine shares it)
+    and a control folder for the fanout exchanges that remote control uses.
+    """
+    broker_dir = var_dir / "broker"
+    for folder in ("data", "control", "processed"):
+        (broker_dir / folder).mkdir(parents=True, exist_ok=True)
+    return {
+        "data_folder_in": str(broker_dir / "data"),
+        "data_folder_out": str(broker_dir / "data"),
+        "control_folder": str(broker_dir / "control"),
+        "processed_folder": str(broker_dir / "processed"),
         "store_processed": False,
         "polling_interval": 0.1,
     }
+
+
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_transport_options(VAR_DIR)
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

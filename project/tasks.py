@@ -28,6 +28,6 @@ def send_receipt(seconds: float = 1.0) -> str:
 
 
 @shared_task
-def generate_report(seconds: float = 60.0) -> str:
+def generate_report(seconds: float = 60.0, customer: str = "") -> str:
     time.sleep(seconds)
-    return "report"
+    return f"report for {customer or 'everyone'}"

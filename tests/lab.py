@@ -1,0 +1,214 @@
+"""A small lab of real parts: a broker, real ``celery worker`` processes, gate subprocesses.
+
+Each test gets its own queue names (and, for the filesystem broker, its own folder), and
+every worker it starts is stopped at teardown, so tests do not see each other's tasks.
+Gates run as ``manage.py`` subprocesses: real exit codes, real signals, real output.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+
+from project.settings import filesystem_transport_options
+
+ROOT = Path(__file__).resolve().parent.parent
+RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
+BROKERS = {"rabbitmq": RABBITMQ_URL, "redis": REDIS_URL, "filesystem": "filesystem://"}
+
+
+@dataclass
+class Result:
+    out: str
+    err: str
+    code: int
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+
+@dataclass
+class Worker:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@dataclass
+class Lab:
+    broker_url: str
+    database_url: str
+    var_dir: Path
+    workers: list[Worker] = field(default_factory=list)
+    gates: list[subprocess.Popen[str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.tag = uuid.uuid4().hex[:8]
+        self.queue = f"q-{self.tag}"
+        options = {}
+        if self.broker_url.startswith("filesystem://"):
+            options = filesystem_transport_options(self.var_dir)
+        self.app = Celery(
+            "lab", broker=self.broker_url, broker_transport_options=options, set_as_current=False
+        )
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("CELERY_", "DJANGO_", "PYTEST_"))
+        }
+        env.update(
+            DJANGO_SETTINGS_MODULE="project.settings",
+            DATABASE_URL=self.database_url,
+            CELERY_BROKER_URL=self.broker_url,
+            TASKMASTER_VAR_DIR=str(self.var_dir),
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+    # -- workers ---------------------------------------------------------------------
+
+    def start_worker(
+        self,
+        name: str = "w1",
+        *,
+        queues: list[str] | None = None,
+        concurrency: int = 2,
+        pool: str = "prefork",
+        prefetch: int = 4,
+        wait: bool = True,
+    ) -> Worker:
+        node = f"{name}-{self.tag}@lab"
+        log = self.var_dir / f"{name}.log"
+        args = [
+            sys.executable, "-m", "celery", "-A", "project", "worker",
+            "-n", node, "-Q", ",".join(queues or [self.queue]), "-c", str(concurrency),
+            "-P", pool, "--prefetch-multiplier", str(prefetch),
+            "--without-mingle", "--without-gossip", "-l", "info",
+        ]  # fmt: skip
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                args, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
+        worker = Worker(node, process, log)
+        self.workers.append(worker)
+        if wait:
+            self.wait_ready(worker)
+        return worker
+
+    def wait_ready(self, worker: Worker, timeout: float = 40) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if worker.process.poll() is not None:
+                raise RuntimeError(f"worker {worker.name} exited:\n{worker.logs()}")
+            if " ready." in worker.logs() and self.ping(worker.name):
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"worker {worker.name} not ready:\n{worker.logs()}")
+
+    # -- talking to the cluster from the test ---------------------------------------
+
+    def ping(self, node: str) -> bool:
+        return bool(self.app.control.ping(destination=[node], timeout=1.0))
+
+    def active_queues(self, nodes: list[str] | None = None) -> dict[str, list[str]]:
+        nodes = nodes or [w.name for w in self.workers if w.process.poll() is None]
+        replies = self.app.control.inspect(destination=nodes, timeout=2.0).active_queues() or {}
+        return {node: sorted(q["name"] for q in queues) for node, queues in replies.items()}
+
+    def active_tasks(self, node: str) -> list[dict[str, Any]]:
+        replies = self.app.control.inspect(destination=[node], timeout=2.0).active() or {}
+        return list(replies.get(node, []))
+
+    def send(self, task: str, *args: Any, queue: str | None = None, **options: Any) -> str:
+        result = self.app.send_task(
+            f"project.tasks.{task}", args=args, queue=queue or self.queue, **options
+        )
+        return str(result.id)
+
+    def wait_active(self, node: str, count: int = 1, timeout: float = 20) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            tasks = self.active_tasks(node)
+            if len(tasks) >= count:
+                return tasks
+            time.sleep(0.2)
+        raise TimeoutError(f"{node} did not start {count} task(s)")
+
+    # -- the gate as a user runs it --------------------------------------------------
+
+    def manage(self, *args: str, timeout: float = 120) -> Result:
+        proc = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        return Result(proc.stdout, proc.stderr, proc.returncode)
+
+    def start_gate(self, *args: str) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", "prepare_deploy", *args],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.gates.append(proc)
+        return proc
+
+    def close(self) -> None:
+        for gate in self.gates:
+            if gate.poll() is None:
+                gate.kill()
+                gate.wait()
+        for worker in self.workers:
+            worker.stop()
+        self.app.close()
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 120) -> Result:
+    out, err = proc.communicate(timeout=timeout)
+    return Result(out, err, proc.returncode)
+
+
+def wait_for(predicate: Any, timeout: float = 20, step: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise TimeoutError(f"condition not met in {timeout} s")
