@@ -6,10 +6,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from numbers import Real
+import math
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from celery import Celery
 from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
@@ -18,6 +19,18 @@ from taskmaster.conf import DEFAULTS, app_settings
 from taskmaster.registry import Classification, RegistryNotReady, build_registry
 
 SECONDS = ("TIMEOUT", "INTERVAL", "SHORT_TASK_LIMIT", "REPLY_TIMEOUT")
+SWITCHES = ("SHOW_TASK_ARGS", "BLOCKING_TASKS_ARE_ERRORS")
+
+
+def is_seconds(value: object) -> bool:
+    # bool is an int, and "600" from an environment variable is not a number: both are
+    # mistakes. inf and nan would make a gate that never ends or never waits.
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
 
 
 @register("taskmaster")
@@ -35,16 +48,18 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
         )
         for key in sorted(set(user) - set(DEFAULTS))
     ]
-    for key in SECONDS:
-        value = user.get(key, DEFAULTS[key])
-        if isinstance(value, bool) or not isinstance(value, Real) or not value > 0:
-            errors.append(
-                Error(
-                    f"TASKMASTER[{key!r}] must be a number of seconds above 0, not {value!r}.",
-                    id="taskmaster.E003",
-                )
-            )
-    if not errors and app_settings.INTERVAL > app_settings.TIMEOUT:
+    bad_seconds = [key for key in SECONDS if not is_seconds(user.get(key, DEFAULTS[key]))]
+    errors += [
+        Error(
+            f"TASKMASTER[{key!r}] must be a number of seconds above 0, not {user.get(key)!r}.",
+            id="taskmaster.E003",
+        )
+        for key in bad_seconds
+    ]
+    # Only comparable once both are numbers; an unrelated mistake must not hide this one.
+    if not {"INTERVAL", "TIMEOUT"} & set(bad_seconds) and (
+        app_settings.INTERVAL > app_settings.TIMEOUT
+    ):
         errors.append(
             Error(
                 "TASKMASTER['INTERVAL'] is longer than TASKMASTER['TIMEOUT']: the gate would "
@@ -53,13 +68,24 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
             )
         )
     accepted = user.get("ACCEPTED_BLOCKING_TASKS", [])
-    if isinstance(accepted, str) or not all(isinstance(n, str) for n in accepted):
+    if not isinstance(accepted, (list, tuple, set, frozenset)) or not all(
+        isinstance(n, str) for n in accepted
+    ):
         errors.append(
             Error(
                 "TASKMASTER['ACCEPTED_BLOCKING_TASKS'] must be a list of task names.",
                 id="taskmaster.E005",
             )
         )
+    # bool("False") is True: a switch read from an environment variable would flip silently.
+    errors += [
+        Error(
+            f"TASKMASTER[{key!r}] must be True or False, not {user[key]!r}.",
+            id="taskmaster.E007",
+        )
+        for key in SWITCHES
+        if key in user and not isinstance(user[key], bool)
+    ]
     return errors
 
 
@@ -69,10 +95,13 @@ def check_tasks(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -
         return []  # the settings errors say what to fix first
     try:
         app = app_settings.celery_app()
-    except ImportError as exc:
+        problem = None if isinstance(app, Celery) else f"a {type(app).__name__}, not a Celery app"
+    except Exception as exc:  # the module itself may raise anything while it is imported
+        problem = str(exc) if isinstance(exc, ImportError) else repr(exc)
+    if problem is not None:
         return [
             Error(
-                f"Cannot import the Celery app {app_settings.CELERY_APP!r}: {exc}.",
+                f"Cannot import the Celery app {app_settings.CELERY_APP!r}: {problem}.",
                 hint="Set TASKMASTER['CELERY_APP'] to the dotted path of your Celery app.",
                 id="taskmaster.E001",
             )
@@ -85,7 +114,7 @@ def check_tasks(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -
         return [Error(f"Cannot load the tasks of the Celery app: {exc!r}.", id="taskmaster.E006")]
     accepted = set(app_settings.ACCEPTED_BLOCKING_TASKS)
     as_errors = app_settings.BLOCKING_TASKS_ARE_ERRORS
-    level: type[CheckMessage] = Error if as_errors else Warning
+    level: Callable[..., CheckMessage] = Error if as_errors else Warning
     limit = app_settings.SHORT_TASK_LIMIT
     messages: list[CheckMessage] = [
         level(

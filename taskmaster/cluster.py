@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+from kombu.exceptions import OperationalError
+
 T = TypeVar("T")
 
 # The declaration keys of a queue (kombu's Queue.as_dict) that add_consumer passes on to
@@ -112,7 +114,8 @@ class Cluster:
 
     @contextmanager
     def _broker_errors(self) -> Iterator[None]:
-        errors = self.app.connection_for_write().connection_errors + (OSError,)
+        # kombu wraps transport errors as OperationalError when it gives up retrying.
+        errors = self.app.connection_for_write().connection_errors + (OSError, OperationalError)
         try:
             yield
         except errors as exc:
@@ -191,19 +194,30 @@ class Cluster:
 
     def inspect_tasks(self, workers: list[str]) -> Inspection:
         """Running, prefetched and ETA tasks of ``workers``; who answered all three."""
-        active = self._inspect("active", workers, safe=True)
-        reserved = self._inspect("reserved", workers, safe=True)
-        scheduled = self._inspect("scheduled", workers, safe=True)
-        answered = set(active) & set(reserved) & set(scheduled)
-        tasks: list[TaskSeen] = []
-        for worker in sorted(answered):
-            tasks += (_task(worker, "active", info) for info in active[worker])
-            tasks += (_task(worker, "reserved", info) for info in reserved[worker])
-            tasks += (
-                _task(worker, "scheduled", entry.get("request", {}), eta=entry.get("eta"))
-                for entry in scheduled[worker]
-            )
-        return Inspection(answered=frozenset(answered), tasks=tuple(tasks))
+        return inspection_from_replies(
+            active=self._inspect("active", workers, safe=True),
+            reserved=self._inspect("reserved", workers, safe=True),
+            scheduled=self._inspect("scheduled", workers, safe=True),
+        )
+
+
+def inspection_from_replies(
+    *, active: dict[str, Any], reserved: dict[str, Any], scheduled: dict[str, Any]
+) -> Inspection:
+    """Turn the replies of ``inspect().active/reserved/scheduled`` into one Inspection.
+
+    A worker counts as answering only if it answered all three calls.
+    """
+    answered = set(active) & set(reserved) & set(scheduled)
+    tasks: list[TaskSeen] = []
+    for worker in sorted(answered):
+        tasks += (_task(worker, "active", info) for info in active[worker] or [])
+        tasks += (_task(worker, "reserved", info) for info in reserved[worker] or [])
+        tasks += (
+            _task(worker, "scheduled", entry.get("request", {}), eta=entry.get("eta"))
+            for entry in scheduled[worker] or []
+        )
+    return Inspection(answered=frozenset(answered), tasks=tuple(tasks))
 
 
 def _task(worker: str, state: str, info: dict[str, Any], eta: str | None = None) -> TaskSeen:

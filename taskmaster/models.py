@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from typing import Any
+
 from django.db import models
-from django.db.models import Q
+from django.db.models import Count, Max, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+# "Deploys blocked lately" on the admin page: long enough to see a pattern, short enough
+# that a task fixed last quarter drops out of the worst offenders.
+RECENT_WINDOW = timedelta(days=30)
 
 
 class Verdict(models.TextChoices):
@@ -75,6 +84,18 @@ class GateRun(models.Model):
         return f"{who}, CI job {self.ci_job}" if self.ci_job else who
 
 
+class BlockerQuerySet(models.QuerySet["Blocker"]):
+    def of_task(self, name: str) -> BlockerQuerySet:
+        return self.filter(name=name)
+
+    def that_blocked_a_deploy(self) -> BlockerQuerySet:
+        """Still blocking when its gate run gave up: the deploy did not go ahead."""
+        return self.filter(at_verdict=True, run__verdict=Verdict.BLOCKED)
+
+    def most_recent_first(self) -> BlockerQuerySet:
+        return self.order_by("-run__started_at", "-run__pk", "-last_seen", "-pk")
+
+
 class Blocker(models.Model):
     """Something that blocked a gate run at some poll (kept for the task history)."""
 
@@ -90,6 +111,8 @@ class Blocker(models.Model):
     last_seen = models.DateTimeField()
     at_verdict = models.BooleanField(default=False)  # still blocking when the run ended
 
+    objects = BlockerQuerySet.as_manager()
+
     class Meta:
         ordering = ["run", "first_seen", "pk"]
         constraints = [
@@ -100,6 +123,58 @@ class Blocker(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name or self.worker} ({self.state})"
+
+
+def _per_task(blockers: BlockerQuerySet, aggregate: Any, output_field: models.Field) -> Subquery:
+    """One aggregate over the Blocker rows of the outer TaskPolicy.
+
+    Blockers are matched by task name, not by a foreign key: the history of a task
+    outlives its registration (a renamed or deleted task keeps its blocked deploys).
+    """
+    rows = (
+        blockers.filter(name=OuterRef("name"))
+        .order_by()  # Blocker's default ordering would leak into the GROUP BY
+        .values("name")
+        .annotate(value=aggregate)
+        .values("value")
+    )
+    return Subquery(rows, output_field=output_field)
+
+
+class TaskPolicyQuerySet(models.QuerySet["TaskPolicy"]):
+    def registered(self) -> TaskPolicyQuerySet:
+        return self.filter(retired_at__isnull=True)
+
+    def retired(self) -> TaskPolicyQuerySet:
+        return self.filter(retired_at__isnull=False)
+
+    def non_interruptible(self) -> TaskPolicyQuerySet:
+        """Short and blocking tasks: a stop of their worker while they run loses them."""
+        return self.exclude(classification=TaskPolicy.Classification.INTERRUPTIBLE)
+
+    def with_blocker_stats(self, *, now: datetime | None = None) -> TaskPolicyQuerySet:
+        """Annotate what each task cost the deploys, in the same query (no N+1).
+
+        - ``deploys_blocked``: gate runs with verdict "blocked" in which the task was
+          still blocking at the verdict; ``deploys_blocked_recently``: those started in
+          the last ``RECENT_WINDOW`` (30 days);
+        - ``longest_runtime_seconds``: the longest it was seen running at any gate;
+        - ``last_blocked_at``: when the latest gate run it blocked started.
+        """
+        since = (now or timezone.now()) - RECENT_WINDOW
+        blocked = Blocker.objects.that_blocked_a_deploy()
+        runs = Count("run", distinct=True)
+        return self.annotate(
+            deploys_blocked=Coalesce(_per_task(blocked, runs, models.IntegerField()), Value(0)),
+            deploys_blocked_recently=Coalesce(
+                _per_task(blocked.filter(run__started_at__gte=since), runs, models.IntegerField()),
+                Value(0),
+            ),
+            longest_runtime_seconds=_per_task(
+                Blocker.objects.all(), Max("runtime_seconds"), models.FloatField()
+            ),
+            last_blocked_at=_per_task(blocked, Max("run__started_at"), models.DateTimeField()),
+        )
 
 
 class TaskPolicy(models.Model):
@@ -122,6 +197,8 @@ class TaskPolicy(models.Model):
     retired_at = models.DateTimeField(null=True, blank=True)  # no longer registered
     notes = models.TextField(blank=True, help_text="Owner, ticket link, plan to fix.")
 
+    objects = TaskPolicyQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
         verbose_name = "task policy"
@@ -129,3 +206,16 @@ class TaskPolicy(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class NonInterruptibleTask(TaskPolicy):
+    """The admin's view of TaskPolicy: the page that polices non-interruptible tasks.
+
+    A proxy, so the admin's index, breadcrumbs and titles say what the page is for
+    without renaming the model that the registry sync writes.
+    """
+
+    class Meta:
+        proxy = True
+        verbose_name = "non-interruptible task"
+        verbose_name_plural = "non-interruptible tasks"

@@ -48,25 +48,25 @@ class TaskInfo:
 
 Registry = dict[str, TaskInfo]
 
-# Task modules are imported once per app. Celery's Django fixup runs Django's system
-# checks while it imports them, and our checks build the registry: this state breaks the loop.
-_imported: dict[int, bool] = {}  # id(app) -> True once done, False while importing
-
-
 class RegistryNotReady(Exception):
     """The app's task modules are being imported right now (a re-entrant call)."""
 
 
 def import_task_modules(app: Any) -> None:
-    state = _imported.get(id(app))
+    """Import the app's task modules once (``autodiscover_tasks()`` waits for a worker).
+
+    Celery's Django fixup runs Django's system checks while it imports them, and our checks
+    build the registry: the state kept on the app breaks that loop.
+    """
+    state = getattr(app, "_taskmaster_tasks_imported", None)
     if state is None:
-        _imported[id(app)] = False
+        app._taskmaster_tasks_imported = False
         try:
             app.loader.import_default_modules()
         except BaseException:
-            del _imported[id(app)]
+            del app._taskmaster_tasks_imported
             raise
-        _imported[id(app)] = True
+        app._taskmaster_tasks_imported = True
     elif state is False:
         raise RegistryNotReady(app)
 

@@ -50,15 +50,11 @@ class Worker:
     def signal(self, signum: int) -> None:
         self.process.send_signal(signum)
 
-    def stop(self, timeout: float = 15) -> None:
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool processes (its own process group)."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
 
 
 @dataclass
@@ -117,7 +113,12 @@ class Lab:
         ]  # fmt: skip
         with log.open("wb") as out:
             process = subprocess.Popen(
-                args, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT
+                args,
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, so teardown kills the pool too
             )
         worker = Worker(node, process, log)
         self.workers.append(worker)
@@ -149,9 +150,16 @@ class Lab:
         replies = self.app.control.inspect(destination=[node], timeout=2.0).active() or {}
         return list(replies.get(node, []))
 
-    def send(self, task: str, *args: Any, queue: str | None = None, **options: Any) -> str:
+    def send(
+        self,
+        task: str,
+        *args: Any,
+        queue: str | None = None,
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> str:
         result = self.app.send_task(
-            f"project.tasks.{task}", args=args, queue=queue or self.queue, **options
+            f"project.tasks.{task}", args=args, kwargs=kwargs, queue=queue or self.queue, **options
         )
         return str(result.id)
 
@@ -195,7 +203,7 @@ class Lab:
                 gate.kill()
                 gate.wait()
         for worker in self.workers:
-            worker.stop()
+            worker.kill()
         self.app.close()
 
 

@@ -47,8 +47,8 @@ def test_running_early_ack_task_blocks_and_every_queue_is_restored(lab: Lab) -> 
     w1 = lab.start_worker("w1", queues=[lab.queue, f"{lab.queue}-a", f"{lab.queue}-b"])
     w2 = lab.start_worker("w2")
     before = lab.active_queues()
-    task_id = lab.send("generate_report", 60, customer="hunter2-secret")
-    lab.wait_active(w1.name) if lab.active_tasks(w1.name) else lab.wait_active(w2.name)
+    task_id = lab.send("generate_report", 60, kwargs={"customer": "hunter2-secret"})
+    wait_for(lambda: lab.active_tasks(w1.name) or lab.active_tasks(w2.name))
 
     result = lab.manage("prepare_deploy", *FAST, "--timeout", "3", "--json")
 
@@ -246,7 +246,7 @@ def test_worker_that_stops_answering_blocks_and_restore_failure_exits_5(lab: Lab
 
 def test_show_args_shows_bounded_task_arguments(lab: Lab) -> None:
     w1 = lab.start_worker("w1")
-    lab.send("generate_report", 60, customer="acme")
+    lab.send("generate_report", 60, kwargs={"customer": "acme"})
     lab.wait_active(w1.name)
 
     result = lab.manage("prepare_deploy", *FAST, "--timeout", "2", "--show-args")

@@ -1,0 +1,146 @@
+"""Unit tests of the gate's rules, on replies recorded from a real RabbitMQ worker.
+
+``snapshots/one_worker_mixed.json`` was recorded from ``rec@lab`` (prefork, concurrency 2)
+running generate_report (early ack) and resize_images (acks_late), with generate_report,
+resize_images and send_receipt prefetched and a send_receipt held for its ETA (+300 s).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from taskmaster.cluster import Inspection, inspection_from_replies
+from taskmaster.gate import Gate, Verdict
+from taskmaster.registry import Classification, TaskInfo, classify
+
+SNAPSHOT = json.loads((Path(__file__).parent / "snapshots/one_worker_mixed.json").read_text())
+WORKER = "rec@lab"
+NOW = SNAPSHOT["recorded_at"]
+
+
+def info(name: str, *, acks_late: bool = False, time_limit: float | None = None) -> TaskInfo:
+    return TaskInfo(
+        name=name,
+        acks_late=acks_late,
+        reject_on_worker_lost=False,
+        time_limit=time_limit,
+        soft_time_limit=None,
+        queue="celery",
+        classification=classify(acks_late=acks_late, time_limit=time_limit, short_limit=60),
+    )
+
+
+REGISTRY = {
+    "project.tasks.generate_report": info("project.tasks.generate_report"),
+    "project.tasks.resize_images": info("project.tasks.resize_images", acks_late=True),
+    "project.tasks.send_receipt": info("project.tasks.send_receipt", time_limit=30),
+}
+
+
+def recorded(**replace: Any) -> Inspection:
+    replies = {key: SNAPSHOT[key] for key in ("active", "reserved", "scheduled")}
+    replies.update(replace)
+    return inspection_from_replies(**replies)
+
+
+def gate(timeout: float = 600, registry: Any = None) -> Gate:
+    g = Gate(REGISTRY if registry is None else registry, started_at=NOW - 10, timeout=timeout, interval=20)
+    g.record(SNAPSHOT["active_queues"])
+    return g
+
+
+def states(blockers: Any) -> list[tuple[str, str]]:
+    return sorted((b.name.rsplit(".", 1)[-1], b.state) for b in blockers)
+
+
+def test_recorded_snapshot_is_read_whole() -> None:
+    inspection = recorded()
+    assert inspection.answered == {WORKER}
+    assert sorted((t.state, t.acknowledged) for t in inspection.tasks) == [
+        ("active", False),
+        ("active", True),
+        ("reserved", False),
+        ("reserved", False),
+        ("reserved", False),
+        ("scheduled", False),
+    ]
+
+
+def test_blockers_follow_the_design_table() -> None:
+    blockers = gate().blockers(recorded(), {}, now=NOW)
+    # The running early-ack task, and the two prefetched tasks that are not acks_late; not
+    # the running acks_late task (acknowledged: false), the prefetched acks_late one, or the
+    # ETA task due after the deadline (recorded +300 s, deadline +590 s: it *is* due before).
+    assert states(blockers) == [
+        ("generate_report", "active"),
+        ("generate_report", "reserved"),
+        ("send_receipt", "reserved"),
+        ("send_receipt", "scheduled"),
+    ]
+    active = next(b for b in blockers if b.state == "active")
+    assert active.classification == "blocking"
+    assert active.runtime_seconds == pytest.approx(NOW - 1795252093.9932525)
+    short = next(b for b in blockers if b.state == "reserved" and "receipt" in b.name)
+    assert short.classification == "short"
+    assert "time_limit 30 s" in short.reason
+
+
+def test_eta_task_due_after_the_deadline_does_not_block() -> None:
+    blockers = gate(timeout=60).blockers(recorded(), {}, now=NOW)
+    assert ("send_receipt", "scheduled") not in states(blockers)
+
+
+def test_runtime_flag_beats_the_registry_for_running_tasks() -> None:
+    # The deployer's code says generate_report is acks_late, but the worker runs code that
+    # acknowledged it on start: the worker's flag is the truth.
+    registry = dict(REGISTRY)
+    registry["project.tasks.generate_report"] = info("project.tasks.generate_report", acks_late=True)
+    blockers = gate(registry=registry).blockers(recorded(), {}, now=NOW)
+    assert ("generate_report", "active") in states(blockers)
+    assert ("generate_report", "reserved") not in states(blockers)
+
+
+def test_unknown_task_prefetched_blocks() -> None:
+    blockers = gate(registry={}).blockers(recorded(active={WORKER: []}, scheduled={WORKER: []}), {}, now=NOW)
+    assert {b.classification for b in blockers} == {str(Classification.UNKNOWN)}
+    assert len(blockers) == 3
+
+
+def test_worker_that_does_not_answer_is_a_blocker() -> None:
+    g = gate()
+    g.record({"w2@lab": [{"name": "celery"}]})
+    blockers = g.blockers(recorded(), {}, now=NOW)
+    assert ("w2@lab", "unresponsive") in [(b.worker, b.state) for b in blockers]
+
+
+def test_worker_still_consuming_is_a_blocker() -> None:
+    empty = recorded(active={WORKER: []}, reserved={WORKER: []}, scheduled={WORKER: []})
+    decision = gate().decide(empty, {WORKER: {"rec-q"}}, now=NOW)
+    assert decision.verdict is None
+    assert [(b.state, b.reason) for b in decision.blockers] == [
+        ("consuming", "still consumes rec-q: not drained")
+    ]
+
+
+def test_verdicts_over_time() -> None:
+    g = gate(timeout=30)
+    empty = recorded(active={WORKER: []}, reserved={WORKER: []}, scheduled={WORKER: []})
+    assert g.decide(empty, {}, now=NOW).verdict is Verdict.CLEAR
+    waiting = g.decide(recorded(), {}, now=NOW)
+    assert waiting.verdict is None
+    assert waiting.wait_seconds == 20
+    near_deadline = g.decide(recorded(), {}, now=g.deadline - 5)
+    assert near_deadline.wait_seconds == pytest.approx(5)
+    assert g.decide(recorded(), {}, now=g.deadline).verdict is Verdict.BLOCKED
+
+
+def test_joining_workers_are_recorded_once() -> None:
+    g = gate()
+    joined = g.record({WORKER: [], "w2@lab": [{"name": "b"}]})
+    assert list(joined) == ["w2@lab"]
+    assert g.snapshot[WORKER] == SNAPSHOT["active_queues"][WORKER]  # not overwritten
+    assert g.still_consuming({"w2@lab": [{"name": "b"}, {"name": "other"}]}) == {"w2@lab": {"b"}}
