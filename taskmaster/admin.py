@@ -6,19 +6,24 @@ the one thing a person writes is a task's ``notes`` (owner, ticket, plan to fix)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any, cast
+from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 
+from taskmaster.changelist import (
+    ClassificationFilter,
+    RetiredFilter,
+    WorstOffendersFirst,
+    human_duration,
+    when,
+)
 from taskmaster.models import (
     RECENT_WINDOW,
     Blocker,
@@ -29,77 +34,6 @@ from taskmaster.models import (
 )
 
 RECENT_BLOCKERS = 20  # rows in a task's blocker table: enough to see a pattern
-
-
-def human_duration(seconds: float | None) -> str:
-    """``42 s``, ``5 min 3 s``, ``2 h 5 min``: a runtime a person reads at a glance."""
-    if seconds is None:
-        return "-"
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes} min"
-    if minutes:
-        return f"{minutes} min {secs} s"
-    return f"{secs} s" if whole or not seconds else f"{seconds:.1f} s"
-
-
-def when(moment: Any) -> str:
-    return formats.localize(timezone.localtime(moment)) if moment else "-"
-
-
-class ClassificationFilter(admin.SimpleListFilter):
-    """Short and blocking tasks unless the user asks for others.
-
-    Django's own "All" entry means "no parameter", which here is the default view, so it
-    is replaced by an explicit ``all`` choice.
-    """
-
-    title = "classification"
-    parameter_name = "classification"
-    default = "non-interruptible"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [
-            (self.default, "non-interruptible (short and blocking)"),
-            (TaskPolicy.Classification.BLOCKING, "blocking"),
-            (TaskPolicy.Classification.SHORT, "short"),
-            (TaskPolicy.Classification.INTERRUPTIBLE, "interruptible"),
-            ("all", "all"),
-        ]
-
-    def value(self) -> str:
-        return str(super().value() or self.default)
-
-    def choices(self, changelist: ChangeList) -> Iterator[Any]:
-        choices = super().choices(changelist)
-        next(choices)  # Django's "All": the same as the default here
-        yield from choices
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        value = self.value()
-        if value == "all":
-            return queryset
-        if value == self.default:
-            return cast(TaskPolicyQuerySet, queryset).non_interruptible()
-        return queryset.filter(classification=value)
-
-
-class RetiredFilter(admin.SimpleListFilter):
-    title = "registration"
-    parameter_name = "retired"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("no", "registered"), ("yes", "retired (no longer registered)")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        policies = cast(TaskPolicyQuerySet, queryset)
-        if self.value() == "no":
-            return policies.registered()
-        if self.value() == "yes":
-            return policies.retired()
-        return queryset
 
 
 @admin.register(NonInterruptibleTask)
@@ -133,15 +67,38 @@ class NonInterruptibleTaskAdmin(admin.ModelAdmin):
         "last_blocked",
         "recent_blockers",
     )
-    fields = (*readonly_fields, "notes")  # notes is the only field a person writes
+    fieldsets = (
+        (
+            "What the registry says",
+            {
+                "fields": (
+                    "name",
+                    "classification",
+                    ("acks_late", "reject_on_worker_lost"),
+                    ("time_limit", "soft_time_limit"),
+                    "queue",
+                    ("first_seen", "last_seen", "retired_at"),
+                )
+            },
+        ),
+        (
+            "At the deploy gate",
+            {
+                "fields": (
+                    ("deploys_blocked_recently", "deploys_blocked"),
+                    ("longest_runtime", "last_blocked"),
+                    "recent_blockers",
+                )
+            },
+        ),
+        (None, {"fields": ("notes",)}),  # the only field a person writes
+    )
 
     def get_queryset(self, request: HttpRequest) -> TaskPolicyQuerySet:
         return NonInterruptibleTask.objects.with_blocker_stats()
 
-    def get_ordering(self, request: HttpRequest) -> tuple[str, ...]:
-        # Worst recent offenders first. Not `ordering`: the admin checks that it names
-        # model fields, and these are annotations.
-        return ("-deploys_blocked_recently", "-deploys_blocked", "name")
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return WorstOffendersFirst
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # rows come from the Celery app's registry (sync_task_registry)
@@ -154,35 +111,35 @@ class NonInterruptibleTaskAdmin(admin.ModelAdmin):
         return human_duration(obj.time_limit) if obj.time_limit else "none"
 
     @admin.display(
-        description=f"deploys blocked ({RECENT_WINDOW.days} days)",
-        ordering="deploys_blocked_recently",
+        description=f"deploys blocked, {RECENT_WINDOW.days} d", ordering="deploys_blocked_recently"
     )
     def deploys_blocked_recently(self, obj: Any) -> int:
         return int(obj.deploys_blocked_recently)
 
-    @admin.display(description="deploys blocked (all time)", ordering="deploys_blocked")
+    # Beside "deploys blocked, 30 d", "all time" reads as its other half: a narrow table.
+    @admin.display(description="all time", ordering="deploys_blocked")
     def deploys_blocked(self, obj: Any) -> int:
         return int(obj.deploys_blocked)
 
-    @admin.display(description="longest runtime seen", ordering="longest_runtime_seconds")
+    @admin.display(description="longest run seen", ordering="longest_runtime_seconds")
     def longest_runtime(self, obj: Any) -> str:
         return human_duration(obj.longest_runtime_seconds)
 
     @admin.display(description="last blocked", ordering="last_blocked_at")
-    def last_blocked(self, obj: Any) -> Any:
-        return obj.last_blocked_at
+    def last_blocked(self, obj: Any) -> str:
+        # Formatted here: the change page shows a method's value as str(), unlocalized.
+        return when(obj.last_blocked_at)
 
     @admin.display(description="notes")
     def notes_excerpt(self, obj: TaskPolicy) -> str:
-        return Truncator(obj.notes).chars(80)
+        return Truncator(obj.notes).chars(50)
 
     @admin.display(description="recent blockers")
     def recent_blockers(self, obj: TaskPolicy) -> SafeString | str:
-        rows = (Blocker.objects.of_task(obj.name).select_related("run").most_recent_first())[
-            :RECENT_BLOCKERS
-        ]
+        blockers = Blocker.objects.of_task(obj.name).select_related("run").most_recent_first()
+        rows = blockers[:RECENT_BLOCKERS]
         if not rows:
-            return "Not seen blocking a gate run."
+            return "Never seen blocking at a gate run."
         body = format_html_join(
             "",
             "<tr><td><a href='{}'>{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"

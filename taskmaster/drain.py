@@ -16,12 +16,23 @@ from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from taskmaster import records
-from taskmaster.cluster import BrokerUnavailable, Cluster, Inspection, Queues, queue_names
+from taskmaster.cluster import (
+    BrokerUnavailable,
+    Cluster,
+    EventWatch,
+    Inspection,
+    Queues,
+    queue_names,
+)
 from taskmaster.gate import Blocker, Decision, Gate, Verdict
 from taskmaster.models import GateRun
 
 CANCEL_ATTEMPTS = 5
 RESTORE_ATTEMPTS = 5
+
+
+class DuplicateWorkers(Exception):
+    """Two workers answer under one node name: a configuration error, found before any cancel."""
 
 
 class Observer(Protocol):
@@ -50,9 +61,12 @@ class Outcome:
     restore_problems: list[str] | None  # None: no restore was due (clear)
     signum: int | None = None
     notes: list[str] = field(default_factory=list)
+    configuration_error: bool = False
 
     @property
     def exit_code(self) -> int:
+        if self.configuration_error:
+            return 2
         if self.restore_problems:
             return 5
         if self.verdict is Verdict.CLEAR:
@@ -81,6 +95,7 @@ class Outcome:
                 for worker, queues in sorted(self.gate.snapshot.items())
             ],
             "blockers": [b.as_json(with_args=with_args) for b in self.blockers],
+            "gone": sorted(self.gate.gone),
             "restored": None if self.restore_problems is None else not self.restore_problems,
             "restore_problems": self.restore_problems or [],
             "notes": self.notes,
@@ -96,6 +111,7 @@ class Drain:
         observer: Observer,
         stop: StopRequest,
         *,
+        events: EventWatch | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -104,6 +120,7 @@ class Drain:
         self.run = run
         self.observer = observer
         self.stop = stop
+        self.events = events
         self.clock = clock
         self.sleep = sleep
         self.notes: list[str] = []
@@ -125,6 +142,9 @@ class Drain:
         except BrokerUnavailable as exc:
             self.note(f"the broker stayed away past the deadline: {exc}")
             return self.finish(Verdict.ERROR, decision.blockers)
+        except DuplicateWorkers as exc:
+            self.note(f"configuration error: {exc}; nothing was touched")
+            return self.finish(Verdict.ERROR, (), configuration_error=True)
         except Exception as exc:  # restore before anything else; the record keeps the rest
             self.note(f"the gate failed: {exc!r}; restoring consumers")
             return self.finish(Verdict.ERROR, decision.blockers)
@@ -178,9 +198,15 @@ class Drain:
             answered = self.cluster.ping()  # one retry: a reply can be late on a busy broker
             if not answered:
                 self.note("no worker answered: nothing to drain (is the broker URL right?)")
-        duplicates = sorted(name for name, count in answered.items() if count > 1)
-        for name in duplicates:
-            self.note(f"configuration error: {answered[name]} workers answer as {name}")
+        duplicates = {name for name, count in answered.items() if count > 1}
+        if duplicates and not self.gate.snapshot:
+            raise DuplicateWorkers(
+                ", ".join(f"{answered[n]} workers answer as {n}" for n in sorted(duplicates))
+                + " (give each worker a unique -n node name)"
+            )
+        for name in sorted(duplicates - self.gate.duplicates):
+            self.note(f"configuration error: {answered[name]} workers now answer as {name}")
+        self.gate.duplicates = duplicates
         return set(answered)
 
     def cancel(self, workers: dict[str, set[str]]) -> dict[str, set[str]]:
@@ -214,6 +240,10 @@ class Drain:
             # A consumer can come back (a worker restarted, an add_consumer by hand).
             consuming = self.cancel(self.gate.still_consuming(self.cluster.queues(workers)))
             inspection = self.cluster.inspect_tasks(workers)
+            if not inspection.answered:
+                # Nobody answers: our own connection may be the one that is broken.
+                self.cluster.reconnect(retries=0)
+            self.notice_departures(inspection)
         now = self.clock()
         decision = self.gate.decide(inspection, consuming, now=now)
         records.record_blockers(self.run, decision.blockers, at=_utc(now))
@@ -222,16 +252,31 @@ class Drain:
         wait = max(0.0, decision.wait_seconds - (now - started))
         return Decision(decision.verdict, decision.blockers, wait)
 
+    def notice_departures(self, inspection: Inspection) -> None:
+        offline = self.events.offline if self.events else set()
+        for worker in self.gate.workers:
+            if worker not in inspection.answered and worker in offline:
+                self.gate.leave(worker)
+                self.note(f"{worker} shut down cleanly (worker-offline): not a blocker")
+
     def wait(self, seconds: float) -> None:
+        """Sleep until the next poll; a task ending or a worker leaving wakes it early."""
+        if self.events:
+            self.events.activity.clear()
         end = self.clock() + seconds
         while not self.stop.signum and (left := end - self.clock()) > 0:
+            if self.events and self.events.activity.is_set():
+                return
             self.sleep(min(0.1, left))
 
     # -- verdict ----------------------------------------------------------------------
 
-    def finish(self, verdict: Verdict, blockers: tuple[Blocker, ...]) -> Outcome:
+    def finish(
+        self, verdict: Verdict, blockers: tuple[Blocker, ...], *, configuration_error: bool = False
+    ) -> Outcome:
         problems = None if verdict is Verdict.CLEAR else self.restore()
         outcome = Outcome(
+            configuration_error=configuration_error,
             verdict=verdict,
             run=self.run,
             gate=self.gate,
@@ -251,7 +296,13 @@ class Drain:
 
     def restore(self) -> list[str]:
         try:
-            return restore(self.cluster, self.gate.snapshot, sleep=self.sleep, note=self.note)
+            return restore(
+                self.cluster,
+                self.gate.snapshot,
+                skip=self.gate.gone,
+                sleep=self.sleep,
+                note=self.note,
+            )
         except BrokerUnavailable as exc:
             return [f"{exc}; every recorded worker may still be drained: " + _who(self.gate)]
 
@@ -260,11 +311,18 @@ def restore(
     cluster: Cluster,
     snapshot: Queues,
     *,
+    skip: set[str] | frozenset[str] = frozenset(),
+    missing_ok: bool = False,
     sleep: Callable[[float], None] = time.sleep,
     note: Callable[[str], None] = lambda text: None,
 ) -> list[str]:
-    """Put back every recorded consumer on its own worker and verify it; list what is not."""
-    workers = sorted(w for w, queues in snapshot.items() if queues)
+    """Put back every recorded consumer on its own worker and verify it; list what is not.
+
+    ``skip``: workers known to be gone (they shut down cleanly; a restart restores them).
+    ``missing_ok``: a worker that does not answer is said, not counted as a problem (the
+    operator knows it is gone for good).
+    """
+    workers = sorted(w for w, queues in snapshot.items() if queues and w not in skip)
     missing: dict[str, list[dict[str, Any]]] = {}
     unanswered: list[str] = workers
     for attempt in range(RESTORE_ATTEMPTS + 1):
@@ -289,12 +347,16 @@ def restore(
         f"{w} does not consume {', '.join(q['name'] for q in qs)} after {RESTORE_ATTEMPTS} tries"
         for w, qs in sorted(missing.items())
     ]
-    problems += [
+    silent = [
         f"{w} does not answer: it may still be drained "
         f"(recorded: {', '.join(sorted(queue_names(snapshot[w])))})"
         for w in unanswered
     ]
-    return problems
+    if missing_ok:
+        for sentence in silent:
+            note(f"ignored: {sentence}")
+        return problems
+    return problems + silent
 
 
 def _who(gate: Gate) -> str:

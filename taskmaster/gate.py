@@ -37,6 +37,9 @@ class Blocker:
     classification: str
     reason: str
     args: str = ""
+    # For a worker that stopped answering: the tasks it was last seen holding. If it was
+    # killed, the early-acked ones among them are lost; a deploy now would lose the rest.
+    last_seen: tuple[str, ...] = ()
 
     def as_json(self, *, with_args: bool = False) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -52,6 +55,8 @@ class Blocker:
         }
         if with_args:
             data["args"] = self.args
+        if self.last_seen:
+            data["last_seen_tasks"] = list(self.last_seen)
         return data
 
 
@@ -90,7 +95,9 @@ def task_blocker(
     )
 
 
-def worker_blocker(worker: str, state: str, reason: str) -> Blocker:
+def worker_blocker(
+    worker: str, state: str, reason: str, last_seen: tuple[str, ...] = ()
+) -> Blocker:
     return Blocker(
         id=worker,
         name="",
@@ -99,6 +106,7 @@ def worker_blocker(worker: str, state: str, reason: str) -> Blocker:
         runtime_seconds=None,
         classification="",
         reason=reason,
+        last_seen=last_seen,
     )
 
 
@@ -119,6 +127,9 @@ class Gate:
     interval: float
     snapshot: Queues = field(default_factory=dict)  # what a restore puts back
     gone: set[str] = field(default_factory=set)  # workers that left cleanly
+    duplicates: set[str] = field(default_factory=set)  # node names two workers answer as
+    # The tasks each worker held at the last poll it answered (running or prefetched).
+    last_seen: dict[str, tuple[TaskSeen, ...]] = field(default_factory=dict)
 
     @property
     def deadline(self) -> float:
@@ -129,10 +140,19 @@ class Gate:
         return sorted(w for w in self.snapshot if w not in self.gone)
 
     def record(self, queues: Queues) -> Queues:
-        """Add the workers not seen before to the snapshot; return them (to drain)."""
+        """Add the workers not seen before to the snapshot; return them (to drain).
+
+        A worker that left and answers again is back in the drain; its recorded queues
+        stay as they were before the drain.
+        """
+        self.gone -= set(queues)
         joined = {w: q for w, q in queues.items() if w not in self.snapshot}
         self.snapshot.update(joined)
         return joined
+
+    def leave(self, worker: str) -> None:
+        """The worker shut down cleanly: not a blocker, nothing to restore on it."""
+        self.gone.add(worker)
 
     def still_consuming(self, queues: Queues) -> dict[str, set[str]]:
         """Recorded queues that a worker still consumes: the cancels still to make."""
@@ -146,13 +166,21 @@ class Gate:
         self, inspection: Inspection, consuming: dict[str, set[str]], *, now: float
     ) -> list[Blocker]:
         found: list[Blocker] = []
+        for worker in sorted(self.duplicates):
+            found.append(
+                worker_blocker(
+                    worker, "duplicate", "two workers answer as this node: cannot tell them apart"
+                )
+            )
         for worker in self.workers:
             if worker not in inspection.answered:
-                found.append(
-                    worker_blocker(
-                        worker, "unresponsive", "does not answer: it may be running anything"
-                    )
+                held = tuple(
+                    f"{t.name}[{t.id}] ({t.state})" for t in self.last_seen.get(worker, ())
                 )
+                reason = "does not answer: it may be running anything"
+                if held:
+                    reason += f"; last seen holding {', '.join(held)}"
+                found.append(worker_blocker(worker, "unresponsive", reason, held))
             elif consuming.get(worker):
                 queues = ", ".join(sorted(consuming[worker]))
                 found.append(
@@ -168,6 +196,8 @@ class Gate:
         self, inspection: Inspection, consuming: dict[str, set[str]], *, now: float
     ) -> Decision:
         blockers = tuple(self.blockers(inspection, consuming, now=now))
+        for worker in inspection.answered:
+            self.last_seen[worker] = tuple(t for t in inspection.tasks if t.worker == worker)
         if not blockers:
             return Decision(Verdict.CLEAR, blockers, 0)
         if now >= self.deadline:

@@ -29,18 +29,34 @@ class DrainOpen(Exception):
 
 
 def describe_open(run: GateRun) -> str:
-    return (
+    text = (
         f"gate run #{run.pk}, opened {run.started_at:%Y-%m-%d %H:%M:%S %Z} by "
         f"{run.opened_by}, command {run.command or '?'!r}"
     )
+    if gate_alive(run) is False:
+        text += f" (process {run.pid} is gone: that gate was killed or crashed)"
+    return text
+
+
+def gate_alive(run: GateRun) -> bool | None:
+    """Whether the gate process of ``run`` still runs; None when it ran on another host."""
+    if run.host != socket.gethostname() or not run.pid:
+        return None
+    try:
+        os.kill(run.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
 
 
 def ci_job() -> str:
     """The CI job running this gate, when the environment says so."""
     env = os.environ
     if env.get("GITHUB_ACTIONS"):
-        server = env.get("GITHUB_SERVER_URL", "")
-        return f"{server}/{env.get('GITHUB_REPOSITORY', '')}/actions/runs/{env.get('GITHUB_RUN_ID', '')}"
+        repository = f"{env.get('GITHUB_SERVER_URL', '')}/{env.get('GITHUB_REPOSITORY', '')}"
+        return f"{repository}/actions/runs/{env.get('GITHUB_RUN_ID', '')}"
     for key in ("CI_JOB_URL", "BUILD_URL", "CIRCLE_BUILD_URL", "BUILDKITE_BUILD_URL"):
         if env.get(key):
             return env[key]
@@ -113,7 +129,10 @@ def close_run(
     """
     now = datetime.now(timezone.utc)
     with transaction.atomic():
-        run.blockers.filter(task_id__in=[b.id for b in final_blockers]).update(at_verdict=True)
+        for b in final_blockers:
+            run.blockers.filter(task_id=b.id, worker=b.worker, state=b.state).update(
+                at_verdict=True
+            )
         run.verdict = str(verdict)
         run.finished_at = now
         run.report = report

@@ -48,6 +48,7 @@ class TaskInfo:
 
 Registry = dict[str, TaskInfo]
 
+
 class RegistryNotReady(Exception):
     """The app's task modules are being imported right now (a re-entrant call)."""
 

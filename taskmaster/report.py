@@ -80,8 +80,7 @@ class PlainReport:
     def polled(self, gate: Gate, decision: Decision, now: float) -> None:
         left = seconds(gate.deadline - now)
         self.line(
-            f"poll: {len(gate.workers)} worker(s), {len(decision.blockers)} blocker(s), "
-            f"{left} left"
+            f"poll: {len(gate.workers)} worker(s), {len(decision.blockers)} blocker(s), {left} left"
         )
         for b in decision.blockers:
             self.line(f"  {blocker_line(b, with_args=self.with_args)}")

@@ -62,6 +62,7 @@ class Lab:
     broker_url: str
     database_url: str
     var_dir: Path
+    settings: str = "project.settings"  # DJANGO_SETTINGS_MODULE of workers and gates
     workers: list[Worker] = field(default_factory=list)
     gates: list[subprocess.Popen[str]] = field(default_factory=list)
 
@@ -83,7 +84,7 @@ class Lab:
             if not k.startswith(("CELERY_", "DJANGO_", "PYTEST_"))
         }
         env.update(
-            DJANGO_SETTINGS_MODULE="project.settings",
+            DJANGO_SETTINGS_MODULE=self.settings,
             DATABASE_URL=self.database_url,
             CELERY_BROKER_URL=self.broker_url,
             TASKMASTER_VAR_DIR=str(self.var_dir),

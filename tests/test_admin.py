@@ -106,13 +106,20 @@ def test_the_page_lists_short_and_blocking_tasks_worst_recent_offender_first(
     assert "Select non-interruptible task to change" in page
     for header in (
         "Time limit",
-        "Deploys blocked (30 days)",
-        "Deploys blocked (all time)",
-        "Longest runtime seen",
+        "Deploys blocked, 30 d",
+        "All time",
+        "Longest run seen",
         "Last blocked",
         "Notes",
     ):
         assert header in page
+    # The headers' sort arrows say what the rows are sorted by: 30 days, all time, name.
+    columns = list(response.context["cl"].list_display)
+    assert response.context["cl"].get_ordering_field_columns() == {
+        columns.index("deploys_blocked_recently"): "desc",
+        columns.index("deploys_blocked"): "desc",
+        columns.index("name"): "asc",
+    }
     export = response.context["cl"].result_list[1]
     assert (export.deploys_blocked_recently, export.deploys_blocked) == (1, 7)
     assert "2 h 0 min" in page  # export's longest runtime, 7200 s

@@ -48,7 +48,12 @@ def recorded(**replace: Any) -> Inspection:
 
 
 def gate(timeout: float = 600, registry: Any = None) -> Gate:
-    g = Gate(REGISTRY if registry is None else registry, started_at=NOW - 10, timeout=timeout, interval=20)
+    g = Gate(
+        REGISTRY if registry is None else registry,
+        started_at=NOW - 10,
+        timeout=timeout,
+        interval=20,
+    )
     g.record(SNAPSHOT["active_queues"])
     return g
 
@@ -98,14 +103,18 @@ def test_runtime_flag_beats_the_registry_for_running_tasks() -> None:
     # The deployer's code says generate_report is acks_late, but the worker runs code that
     # acknowledged it on start: the worker's flag is the truth.
     registry = dict(REGISTRY)
-    registry["project.tasks.generate_report"] = info("project.tasks.generate_report", acks_late=True)
+    registry["project.tasks.generate_report"] = info(
+        "project.tasks.generate_report", acks_late=True
+    )
     blockers = gate(registry=registry).blockers(recorded(), {}, now=NOW)
     assert ("generate_report", "active") in states(blockers)
     assert ("generate_report", "reserved") not in states(blockers)
 
 
 def test_unknown_task_prefetched_blocks() -> None:
-    blockers = gate(registry={}).blockers(recorded(active={WORKER: []}, scheduled={WORKER: []}), {}, now=NOW)
+    blockers = gate(registry={}).blockers(
+        recorded(active={WORKER: []}, scheduled={WORKER: []}), {}, now=NOW
+    )
     assert {b.classification for b in blockers} == {str(Classification.UNKNOWN)}
     assert len(blockers) == 3
 

@@ -7,8 +7,9 @@ from datetime import datetime, timedelta, timezone
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
-from django.db import DataError
+from django.core.management import CommandError, call_command
+from django.db import DataError, ProgrammingError
+from django.test import override_settings
 from pytest_django import DjangoAssertNumQueries
 
 from taskmaster.models import Blocker, GateRun, TaskPolicy
@@ -156,6 +157,38 @@ def test_sync_task_registry_command_records_the_demo_apps_tasks() -> None:
     assert list(TaskPolicy.objects.retired().values_list("name", flat=True)) == [
         "project.tasks.removed_last_month"
     ]
+
+
+def test_sync_task_registry_says_when_the_celery_app_cannot_be_imported() -> None:
+    with (
+        override_settings(TASKMASTER={"CELERY_APP": "nowhere.celery.app"}),
+        pytest.raises(CommandError) as raised,
+    ):
+        call_command("sync_task_registry", stdout=StringIO())
+
+    assert raised.value.returncode == 2
+    assert "cannot import the Celery app 'nowhere.celery.app'" in str(raised.value)
+    assert not TaskPolicy.objects.exists()
+
+
+def test_sync_task_registry_says_when_the_database_is_not_migrated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def unmigrated(registry: Registry) -> None:
+        raise ProgrammingError('relation "taskmaster_taskpolicy" does not exist')
+
+    monkeypatch.setattr(
+        "taskmaster.management.commands.sync_task_registry.sync_registry", unmigrated
+    )
+
+    with pytest.raises(CommandError) as raised:
+        call_command("sync_task_registry", stdout=StringIO())
+
+    assert raised.value.returncode == 2
+    assert str(raised.value) == (
+        'cannot record the tasks in the database: relation "taskmaster_taskpolicy" does not '
+        "exist (has ./manage.py migrate run?)"
+    )
 
 
 # -- blocker stats ----------------------------------------------------------------------

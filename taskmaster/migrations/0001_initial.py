@@ -5,80 +5,135 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='TaskPolicy',
+            name="TaskPolicy",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=255, unique=True)),
-                ('classification', models.CharField(choices=[('interruptible', 'interruptible'), ('short', 'short'), ('blocking', 'blocking')], max_length=16)),
-                ('acks_late', models.BooleanField()),
-                ('reject_on_worker_lost', models.BooleanField()),
-                ('time_limit', models.FloatField(blank=True, null=True)),
-                ('soft_time_limit', models.FloatField(blank=True, null=True)),
-                ('queue', models.CharField(blank=True, max_length=255)),
-                ('first_seen', models.DateTimeField()),
-                ('last_seen', models.DateTimeField()),
-                ('retired_at', models.DateTimeField(blank=True, null=True)),
-                ('notes', models.TextField(blank=True, help_text='Owner, ticket link, plan to fix.')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=255, unique=True)),
+                (
+                    "classification",
+                    models.CharField(
+                        choices=[
+                            ("interruptible", "interruptible"),
+                            ("short", "short"),
+                            ("blocking", "blocking"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("acks_late", models.BooleanField()),
+                ("reject_on_worker_lost", models.BooleanField()),
+                ("time_limit", models.FloatField(blank=True, null=True)),
+                ("soft_time_limit", models.FloatField(blank=True, null=True)),
+                ("queue", models.CharField(blank=True, max_length=255)),
+                ("first_seen", models.DateTimeField()),
+                ("last_seen", models.DateTimeField()),
+                ("retired_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "notes",
+                    models.TextField(blank=True, help_text="Owner, ticket link, plan to fix."),
+                ),
             ],
             options={
-                'verbose_name': 'task policy',
-                'verbose_name_plural': 'task policies',
-                'ordering': ['name'],
+                "verbose_name": "task policy",
+                "verbose_name_plural": "task policies",
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='GateRun',
+            name="GateRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('started_at', models.DateTimeField(auto_now_add=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('verdict', models.CharField(blank=True, choices=[('clear', 'clear'), ('blocked', 'blocked'), ('interrupted', 'interrupted'), ('error', 'error')], max_length=16)),
-                ('is_open', models.BooleanField(default=True)),
-                ('timeout', models.FloatField()),
-                ('interval', models.FloatField()),
-                ('user', models.CharField(blank=True, max_length=150)),
-                ('host', models.CharField(blank=True, max_length=255)),
-                ('pid', models.PositiveIntegerField(blank=True, null=True)),
-                ('ci_job', models.CharField(blank=True, max_length=500)),
-                ('command', models.CharField(blank=True, max_length=500)),
-                ('broker', models.CharField(blank=True, max_length=500)),
-                ('snapshot', models.JSONField(default=dict)),
-                ('restored_at', models.DateTimeField(blank=True, null=True)),
-                ('restore_problems', models.JSONField(default=list)),
-                ('report', models.JSONField(default=dict)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("started_at", models.DateTimeField(auto_now_add=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "verdict",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("clear", "clear"),
+                            ("blocked", "blocked"),
+                            ("interrupted", "interrupted"),
+                            ("error", "error"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("is_open", models.BooleanField(default=True)),
+                ("timeout", models.FloatField()),
+                ("interval", models.FloatField()),
+                ("user", models.CharField(blank=True, max_length=150)),
+                ("host", models.CharField(blank=True, max_length=255)),
+                ("pid", models.PositiveIntegerField(blank=True, null=True)),
+                ("ci_job", models.CharField(blank=True, max_length=500)),
+                ("command", models.CharField(blank=True, max_length=500)),
+                ("broker", models.CharField(blank=True, max_length=500)),
+                ("snapshot", models.JSONField(default=dict)),
+                ("restored_at", models.DateTimeField(blank=True, null=True)),
+                ("restore_problems", models.JSONField(default=list)),
+                ("report", models.JSONField(default=dict)),
             ],
             options={
-                'ordering': ['-started_at', '-pk'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('is_open', True)), fields=('is_open',), name='taskmaster_one_open_drain')],
+                "ordering": ["-started_at", "-pk"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("is_open", True)),
+                        fields=("is_open",),
+                        name="taskmaster_one_open_drain",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Blocker',
+            name="Blocker",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('task_id', models.CharField(max_length=255)),
-                ('name', models.CharField(blank=True, db_index=True, max_length=255)),
-                ('worker', models.CharField(max_length=255)),
-                ('state', models.CharField(max_length=16)),
-                ('classification', models.CharField(blank=True, max_length=16)),
-                ('reason', models.CharField(blank=True, max_length=500)),
-                ('runtime_seconds', models.FloatField(blank=True, null=True)),
-                ('first_seen', models.DateTimeField()),
-                ('last_seen', models.DateTimeField()),
-                ('at_verdict', models.BooleanField(default=False)),
-                ('run', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='blockers', to='taskmaster.gaterun')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("task_id", models.CharField(max_length=255)),
+                ("name", models.CharField(blank=True, db_index=True, max_length=255)),
+                ("worker", models.CharField(max_length=255)),
+                ("state", models.CharField(max_length=16)),
+                ("classification", models.CharField(blank=True, max_length=16)),
+                ("reason", models.CharField(blank=True, max_length=500)),
+                ("runtime_seconds", models.FloatField(blank=True, null=True)),
+                ("first_seen", models.DateTimeField()),
+                ("last_seen", models.DateTimeField()),
+                ("at_verdict", models.BooleanField(default=False)),
+                (
+                    "run",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="blockers",
+                        to="taskmaster.gaterun",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['run', 'first_seen', 'pk'],
-                'constraints': [models.UniqueConstraint(fields=('run', 'task_id', 'worker', 'state'), name='taskmaster_blocker_once')],
+                "ordering": ["run", "first_seen", "pk"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("run", "task_id", "worker", "state"), name="taskmaster_blocker_once"
+                    )
+                ],
             },
         ),
     ]

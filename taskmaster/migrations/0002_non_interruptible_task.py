@@ -4,23 +4,21 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('taskmaster', '0001_initial'),
+        ("taskmaster", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='NonInterruptibleTask',
-            fields=[
-            ],
+            name="NonInterruptibleTask",
+            fields=[],
             options={
-                'verbose_name': 'non-interruptible task',
-                'verbose_name_plural': 'non-interruptible tasks',
-                'proxy': True,
-                'indexes': [],
-                'constraints': [],
+                "verbose_name": "non-interruptible task",
+                "verbose_name_plural": "non-interruptible tasks",
+                "proxy": True,
+                "indexes": [],
+                "constraints": [],
             },
-            bases=('taskmaster.taskpolicy',),
+            bases=("taskmaster.taskpolicy",),
         ),
     ]

@@ -7,18 +7,26 @@ import signal
 import sys
 import time
 from argparse import ArgumentParser
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
 from taskmaster import records
-from taskmaster.cluster import BrokerUnavailable, Cluster, masked_broker_url
+from taskmaster.cluster import BrokerUnavailable, Cluster, EventWatch, masked_broker_url
 from taskmaster.conf import app_settings
 from taskmaster.drain import Drain, StopRequest
 from taskmaster.gate import Gate
+from taskmaster.management.common import (
+    check_usable_settings,
+    database_errors,
+    load_app,
+    load_registry,
+    positive_seconds,
+)
+from taskmaster.policy import sync_registry
 from taskmaster.report import human_report
-from taskmaster.management.common import load_app, load_registry, positive_seconds
 
 
 class Command(BaseCommand):
@@ -67,15 +75,19 @@ class Command(BaseCommand):
         show_args: bool,
         **options: Any,
     ) -> None:
+        check_usable_settings()
         timeout = timeout or float(app_settings.TIMEOUT)
         interval = interval or float(app_settings.INTERVAL)
         with_args = show_args or app_settings.SHOW_TASK_ARGS
         app = load_app()
         registry = load_registry(app)
+        if not dry_run:
+            with database_errors(touched=False):
+                sync_registry(registry)
         human_stream = self.stderr if as_json else self.stdout
         cluster = Cluster(app, reply_timeout=float(app_settings.REPLY_TIMEOUT))
         try:
-            with cluster.connected(), _stop_on_signals() as stop:
+            with cluster.connected(), _stop_on_signals() as stop, database_errors(touched=True):
                 if dry_run:
                     return self.dry_run(cluster, registry, timeout, human_stream, as_json)
                 run = records.open_run(
@@ -84,7 +96,8 @@ class Command(BaseCommand):
                 gate = Gate(registry, started_at=time.time(), timeout=timeout, interval=interval)
                 report = human_report(human_stream, with_args=with_args)
                 try:
-                    outcome = Drain(cluster, gate, run, report, stop).execute()
+                    with EventWatch(app) as events:
+                        outcome = Drain(cluster, gate, run, report, stop, events=events).execute()
                 finally:
                     report.close()
                 report.finish(outcome)

@@ -27,8 +27,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--run", type=int, help="restore this gate run instead (default: open, else latest)"
         )
+        parser.add_argument(
+            "--ignore-missing",
+            action="store_true",
+            help="close the drain even if some recorded workers do not answer (they are gone "
+            "for good: a restart gives them their configured queues)",
+        )
 
-    def handle(self, *, run: int | None, **options: Any) -> None:
+    def handle(self, *, run: int | None, ignore_missing: bool, **options: Any) -> None:
         gate_run = GateRun.objects.filter(pk=run).first() if run else None
         if run and gate_run is None:
             raise CommandError(f"there is no gate run #{run}", returncode=2)
@@ -36,7 +42,14 @@ class Command(BaseCommand):
         if gate_run is None:
             self.stdout.write("No drain on record: nothing to restore.")
             return
+        if gate_run.is_open and records.gate_alive(gate_run):
+            raise CommandError(
+                f"gate run #{gate_run.pk} is still running (pid {gate_run.pid}): stop it with "
+                "SIGINT or SIGTERM and it restores the consumers itself",
+                returncode=4,
+            )
         snapshot = gate_run.snapshot
+        gone = set(gate_run.report.get("gone", []))  # shut down cleanly during the gate
         workers = ", ".join(
             f"{w} ({', '.join(sorted(queue_names(q))) or 'no queues'})"
             for w, q in sorted(snapshot.items())
@@ -45,7 +58,13 @@ class Command(BaseCommand):
         cluster = Cluster(load_app(), reply_timeout=float(app_settings.REPLY_TIMEOUT))
         try:
             with cluster.connected():
-                problems = restore(cluster, snapshot, note=self.stdout.write)
+                problems = restore(
+                    cluster,
+                    snapshot,
+                    skip=gone,
+                    missing_ok=ignore_missing,
+                    note=self.stdout.write,
+                )
         except BrokerUnavailable as exc:
             raise CommandError(f"{exc}. Nothing was restored; try again.", returncode=3) from None
         records.mark_restored(gate_run, problems)

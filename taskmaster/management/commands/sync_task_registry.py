@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 
 from taskmaster.management.common import load_app, load_registry
 from taskmaster.policy import sync_registry
@@ -20,5 +21,12 @@ class Command(BaseCommand):
     requires_system_checks = ()
 
     def handle(self, **options: Any) -> None:
-        result = sync_registry(load_registry(load_app()))
+        registry = load_registry(load_app())
+        try:
+            result = sync_registry(registry)
+        except DatabaseError as exc:
+            raise CommandError(
+                f"cannot record the tasks in the database: {exc} (has ./manage.py migrate run?)",
+                returncode=2,
+            ) from None
         self.stdout.write(f"Task registry synced: {result.summary()}.")
