@@ -149,6 +149,20 @@ class Cluster:
         replies = self._call(self.app.control.ping, timeout=self.reply_timeout)
         return Counter(hostname for reply in replies or [] for hostname in reply)
 
+    def pids(self, workers: list[str], *, rounds: int = 3) -> dict[str, set[int]]:
+        """The process ids that answer under each node name, over a few ``stats`` calls.
+
+        On RabbitMQ two workers with one node name share one control queue, so each call
+        reaches only one of them (round robin) and ``ping`` counts one: asking a few times
+        finds both. On Redis both answer every call.
+        """
+        pids: dict[str, set[int]] = {w: set() for w in workers}
+        for _ in range(rounds):
+            for hostname, stats in self._inspect("stats", workers).items():
+                if isinstance(stats, dict) and stats.get("pid"):
+                    pids.setdefault(hostname, set()).add(int(stats["pid"]))
+        return pids
+
     def queues(self, workers: list[str] | None = None) -> Queues:
         """Each worker's task consumers with their full declarations.
 

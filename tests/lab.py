@@ -78,15 +78,21 @@ class Lab:
 
     @property
     def env(self) -> dict[str, str]:
+        return self.env_for()
+
+    def env_for(
+        self, *, settings: str | None = None, broker_url: str | None = None
+    ) -> dict[str, str]:
         env = {
             k: v
             for k, v in os.environ.items()
             if not k.startswith(("CELERY_", "DJANGO_", "PYTEST_"))
         }
         env.update(
-            DJANGO_SETTINGS_MODULE=self.settings,
+            DJANGO_SETTINGS_MODULE=settings or self.settings,
             DATABASE_URL=self.database_url,
-            CELERY_BROKER_URL=self.broker_url,
+            CELERY_BROKER_URL=broker_url or self.broker_url,
+            LAB_QUEUE=self.queue,
             TASKMASTER_VAR_DIR=str(self.var_dir),
             PYTHONUNBUFFERED="1",
         )
@@ -102,21 +108,26 @@ class Lab:
         concurrency: int = 2,
         pool: str = "prefork",
         prefetch: int = 4,
+        settings: str | None = None,
         wait: bool = True,
     ) -> Worker:
+        """Start ``celery worker``; ``queues=[]`` consumes the settings' task_queues (no -Q)."""
         node = f"{name}-{self.tag}@lab"
-        log = self.var_dir / f"{name}.log"
+        log = self.var_dir / f"{name}-{len(self.workers)}.log"
+        queues = [self.queue] if queues is None else queues
         args = [
             sys.executable, "-m", "celery", "-A", "project", "worker",
-            "-n", node, "-Q", ",".join(queues or [self.queue]), "-c", str(concurrency),
-            "-P", pool, "--prefetch-multiplier", str(prefetch),
+            "-n", node, "-c", str(concurrency), "-P", pool,
+            "--prefetch-multiplier", str(prefetch),
             "--without-mingle", "--without-gossip", "-l", "info",
         ]  # fmt: skip
+        if queues:
+            args += ["-Q", ",".join(queues)]
         with log.open("wb") as out:
             process = subprocess.Popen(
                 args,
                 cwd=ROOT,
-                env=self.env,
+                env=self.env_for(settings=settings),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group, so teardown kills the pool too
@@ -175,22 +186,22 @@ class Lab:
 
     # -- the gate as a user runs it --------------------------------------------------
 
-    def manage(self, *args: str, timeout: float = 120) -> Result:
+    def manage(self, *args: str, timeout: float = 120, broker_url: str | None = None) -> Result:
         proc = subprocess.run(
             [sys.executable, "manage.py", *args],
             cwd=ROOT,
-            env=self.env,
+            env=self.env_for(broker_url=broker_url),
             capture_output=True,
             text=True,
             timeout=timeout,
         )
         return Result(proc.stdout, proc.stderr, proc.returncode)
 
-    def start_gate(self, *args: str) -> subprocess.Popen[str]:
+    def start_gate(self, *args: str, broker_url: str | None = None) -> subprocess.Popen[str]:
         proc = subprocess.Popen(
             [sys.executable, "manage.py", "prepare_deploy", *args],
             cwd=ROOT,
-            env=self.env,
+            env=self.env_for(broker_url=broker_url),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
