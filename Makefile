@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: gate test lint worker
+.PHONY: gate test soak lint worker
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,7 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 gate: $(BIN)/.installed
-	$(BIN)/python manage.py migrate --verbosity 0
+	$(BIN)/python manage.py migrate --verbosity 0 --skip-checks
 	$(BIN)/python manage.py prepare_deploy $(ARGS)
 
 worker: $(BIN)/.installed
@@ -29,3 +29,6 @@ test: $(BIN)/.installed
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
 		|| echo "chromium could not be installed: the browser test will say so"
 	$(BIN)/pytest $(ARGS)
+
+soak: $(BIN)/.installed
+	$(BIN)/pytest -m soak $(ARGS)

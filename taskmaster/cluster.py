@@ -94,7 +94,7 @@ class Cluster:
     @contextmanager
     def connected(self, *, retries: int = 2) -> Iterator[Cluster]:
         """Hold one broker connection for every call; fail fast if there is none."""
-        conn = self.app.connection_for_write()
+        conn = _bounded(self.app.connection_for_write())
         try:
             with self._broker_errors():
                 conn.ensure_connection(max_retries=retries, interval_start=0.5, interval_step=0.5)
@@ -238,6 +238,24 @@ def inspection_from_replies(
             for entry in scheduled[worker] or []
         )
     return Inspection(answered=frozenset(answered), tasks=tuple(tasks))
+
+
+def _bounded(conn: Any) -> Any:
+    """Make a publish on ``conn`` try to reconnect once, not forever.
+
+    Celery's remote control publishes with ``retry=True`` and no policy, and kombu then
+    retries a lost connection without end: a gate would hang past its deadline while the
+    broker is away. The gate does its own reconnecting, with backoff, against its deadline.
+    """
+    ensure = conn.ensure
+
+    def ensure_once(
+        obj: Any, fun: Any, *args: Any, max_retries: int | None = None, **kw: Any
+    ) -> Any:
+        return ensure(obj, fun, *args, max_retries=1 if max_retries is None else max_retries, **kw)
+
+    conn.ensure = ensure_once
+    return conn
 
 
 def _is_control_queue(name: str) -> bool:

@@ -188,8 +188,14 @@ class Drain:
         # The record comes before the first cancel: a killed gate leaves what a restore needs.
         records.save_snapshot(self.run, self.gate.snapshot)
         for worker, declarations in sorted(joined.items()):
-            names = ", ".join(sorted(queue_names(declarations))) or "no queues"
-            self.note(f"draining {worker} (consumes {names})")
+            if declarations:
+                names = ", ".join(sorted(queue_names(declarations)))
+                self.note(f"draining {worker} (consumes {names})")
+            else:  # nothing to record, so nothing a restore could put back
+                self.note(
+                    f"{worker} consumes no queues: drained already (an earlier gate, a gate on "
+                    "another database)? ./manage.py resume_consumers restores an earlier drain"
+                )
         self.cancel({w: queue_names(q) for w, q in joined.items()})
 
     def _ping(self) -> set[str]:
