@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: gate test soak lint worker
+.PHONY: gate test soak compat lint worker
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,3 +32,10 @@ test: $(BIN)/.installed
 
 soak: $(BIN)/.installed
 	$(BIN)/pytest -m soak $(ARGS)
+
+# Django 4.2 LTS: the tests that need no broker, in a second virtualenv.
+compat: $(BIN)/.installed
+	$(PYTHON) -m venv .venv-django42
+	.venv-django42/bin/pip install --quiet "django>=4.2,<5" -e ".[dev]"
+	.venv-django42/bin/pytest tests/test_gate.py tests/test_registry.py tests/test_policy.py \
+		tests/test_admin.py tests/test_checks.py tests/test_migrations.py $(ARGS)

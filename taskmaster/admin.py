@@ -32,6 +32,7 @@ from taskmaster.models import (
     TaskPolicy,
     TaskPolicyQuerySet,
 )
+from taskmaster.policy import REGISTRY_FIELDS
 
 RECENT_BLOCKERS = 20  # rows in a task's blocker table: enough to see a pattern
 
@@ -52,12 +53,7 @@ class NonInterruptibleTaskAdmin(admin.ModelAdmin):
     search_fields = ("name",)
     readonly_fields = (
         "name",
-        "classification",
-        "acks_late",
-        "reject_on_worker_lost",
-        "time_limit",
-        "soft_time_limit",
-        "queue",
+        *REGISTRY_FIELDS,  # they come from code: the registry owns them
         "first_seen",
         "last_seen",
         "retired_at",

@@ -88,6 +88,12 @@ class Cluster:
         self.app = app
         self.reply_timeout = reply_timeout
         self._connection: Any = None
+        # kombu wraps transport errors as OperationalError when it gives up retrying.
+        self._errors = (
+            *app.connection_for_write().connection_errors,
+            OSError,
+            OperationalError,
+        )
 
     # -- connection ------------------------------------------------------------------
 
@@ -115,11 +121,9 @@ class Cluster:
 
     @contextmanager
     def _broker_errors(self) -> Iterator[None]:
-        # kombu wraps transport errors as OperationalError when it gives up retrying.
-        errors = (*self.app.connection_for_write().connection_errors, OSError, OperationalError)
         try:
             yield
-        except errors as exc:
+        except self._errors as exc:
             raise BrokerUnavailable(
                 f"cannot reach the broker at {masked_broker_url(self.app)}: {exc}"
             ) from exc
@@ -143,25 +147,11 @@ class Cluster:
     def ping(self) -> Counter[str]:
         """Hostnames that answer, with how many answered under each name.
 
-        A count above one means two workers share a node name: their replies cannot be
-        told apart, which is a configuration error.
+        A count above one means two workers share a node name (Redis delivers a broadcast
+        to both; RabbitMQ refuses the second one's exclusive control queue outright).
         """
         replies = self._call(self.app.control.ping, timeout=self.reply_timeout)
         return Counter(hostname for reply in replies or [] for hostname in reply)
-
-    def pids(self, workers: list[str], *, rounds: int = 3) -> dict[str, set[int]]:
-        """The process ids that answer under each node name, over a few ``stats`` calls.
-
-        On RabbitMQ two workers with one node name share one control queue, so each call
-        reaches only one of them (round robin) and ``ping`` counts one: asking a few times
-        finds both. On Redis both answer every call.
-        """
-        pids: dict[str, set[int]] = {w: set() for w in workers}
-        for _ in range(rounds):
-            for hostname, stats in self._inspect("stats", workers).items():
-                if isinstance(stats, dict) and stats.get("pid"):
-                    pids.setdefault(hostname, set()).add(int(stats["pid"]))
-        return pids
 
     def queues(self, workers: list[str] | None = None) -> Queues:
         """Each worker's task consumers with their full declarations.

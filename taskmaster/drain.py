@@ -204,19 +204,14 @@ class Drain:
             answered = self.cluster.ping()  # one retry: a reply can be late on a busy broker
             if not answered:
                 self.note("no worker answered: nothing to drain (is the broker URL right?)")
-        counts = dict(answered)
-        new = sorted(set(answered) - set(self.gate.snapshot))
-        if new:
-            for name, pids in self.cluster.pids(new).items():
-                counts[name] = max(counts[name], len(pids))
-        duplicates = {name for name, count in counts.items() if count > 1}
+        duplicates = {name for name, count in answered.items() if count > 1}
         if duplicates and not self.gate.snapshot:
             raise DuplicateWorkers(
-                ", ".join(f"{counts[n]} workers answer as {n}" for n in sorted(duplicates))
+                ", ".join(f"{answered[n]} workers answer as {n}" for n in sorted(duplicates))
                 + " (give each worker a unique -n node name)"
             )
         for name in sorted(duplicates - self.gate.duplicates):
-            self.note(f"configuration error: {counts[name]} workers now answer as {name}")
+            self.note(f"configuration error: {answered[name]} workers now answer as {name}")
         self.gate.duplicates = duplicates
         return set(answered)
 

@@ -153,3 +153,32 @@ def test_joining_workers_are_recorded_once() -> None:
     assert list(joined) == ["w2@lab"]
     assert g.snapshot[WORKER] == SNAPSHOT["active_queues"][WORKER]  # not overwritten
     assert g.still_consuming({"w2@lab": [{"name": "b"}, {"name": "other"}]}) == {"w2@lab": {"b"}}
+
+
+def test_unresponsive_worker_names_the_tasks_it_was_last_seen_holding() -> None:
+    g = gate()
+    g.decide(recorded(), {}, now=NOW)  # the worker answers once...
+    silent = Inspection(answered=frozenset(), tasks=())
+    (blocker,) = g.decide(silent, {}, now=NOW + 20).blockers  # ...then stops answering
+    assert (blocker.worker, blocker.state) == (WORKER, "unresponsive")
+    assert "634aaad2-a3a5-4893-80cc-cf5cd4bda9a7" in " ".join(blocker.last_seen)
+    assert blocker.as_json()["last_seen_tasks"] == list(blocker.last_seen)
+
+
+def test_a_worker_that_left_cleanly_is_no_blocker_until_it_answers_again() -> None:
+    g = gate()
+    g.leave(WORKER)
+    silent = Inspection(answered=frozenset(), tasks=())
+    assert g.decide(silent, {}, now=NOW).verdict is Verdict.CLEAR
+    g.record({WORKER: []})  # restarted under the same name: back in the drain
+    assert g.workers == [WORKER]
+    assert g.snapshot[WORKER] == SNAPSHOT["active_queues"][WORKER]  # recorded queues kept
+
+
+def test_duplicate_node_names_block() -> None:
+    g = gate()
+    g.duplicates = {WORKER}
+    empty = recorded(active={WORKER: []}, reserved={WORKER: []}, scheduled={WORKER: []})
+    assert [(b.worker, b.state) for b in g.decide(empty, {}, now=NOW).blockers] == [
+        (WORKER, "duplicate")
+    ]
