@@ -170,9 +170,10 @@ class Drain:
             try:
                 self.cluster.reconnect(retries=0)
             except BrokerUnavailable:
-                if self.clock() + delay >= self.gate.deadline:
+                left = self.gate.deadline - self.clock()
+                if left <= 0:
                     raise
-                self.wait(delay)
+                self.wait(min(delay, left))  # the last try falls on the deadline itself
                 delay = min(delay * 2, 10.0)
             else:
                 self.note("broker back: verifying every worker's consumers")
@@ -243,9 +244,14 @@ class Drain:
         consuming: dict[str, set[str]] = {}
         inspection = Inspection(answered=frozenset(), tasks=())
         if workers:
+            current = self.cluster.queues(workers)
             # A consumer can come back (a worker restarted, an add_consumer by hand).
-            consuming = self.cancel(self.gate.still_consuming(self.cluster.queues(workers)))
-            inspection = self.cluster.inspect_tasks(workers)
+            consuming = self.cancel(self.gate.still_consuming(current))
+            # Ask only the workers that just answered: a silent one would cost a reply
+            # timeout per call, and it is a blocker either way.
+            answering = [w for w in workers if w in current]
+            if answering:
+                inspection = self.cluster.inspect_tasks(answering)
             if not inspection.answered:
                 # Nobody answers: our own connection may be the one that is broken.
                 self.cluster.reconnect(retries=0)

@@ -46,7 +46,9 @@ def seconds(value: float | None) -> str:
 
 
 def blocker_line(b: Blocker, *, with_args: bool) -> str:
-    what = f"{b.name}[{b.id}]" if b.name else b.worker
+    if not b.name:  # the worker itself blocks
+        return f"{b.worker} ({b.state}): {b.reason}"
+    what = f"{b.name}[{b.id}]"
     runtime = f", running {seconds(b.runtime_seconds)}" if b.runtime_seconds is not None else ""
     kind = f", {b.classification}" if b.classification else ""
     args = f", args {b.args}" if with_args and b.args else ""
