@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from taskmaster.models import Blocker, GateRun, TaskPolicy
+from tests.factories import blocker
 
 pytestmark = pytest.mark.django_db
 
@@ -40,23 +41,6 @@ def gate_run(verdict: str, days_ago: float, **fields: Any) -> GateRun:
     return run
 
 
-def block(
-    run: GateRun, name: str, task_id: str, *, runtime: float = 60, worker: str = "w1@a"
-) -> Blocker:
-    return Blocker.objects.create(
-        run=run,
-        task_id=task_id,
-        name=name,
-        worker=worker,
-        state="active",
-        classification="blocking",
-        runtime_seconds=runtime,
-        first_seen=run.started_at,
-        last_seen=run.started_at + timedelta(seconds=590),
-        at_verdict=True,
-    )
-
-
 @pytest.fixture
 def tasks() -> dict[str, TaskPolicy]:
     """Two blocking tasks, a short one, an interruptible one and a retired blocking one.
@@ -73,11 +57,11 @@ def tasks() -> dict[str, TaskPolicy]:
     }
     TaskPolicy.objects.filter(name="app.tasks.legacy").update(retired_at=timezone.now())
     for day in range(3):
-        block(gate_run("blocked", day + 1), "app.tasks.report", f"report-{day}", runtime=90)
+        blocker(gate_run("blocked", day + 1), "app.tasks.report", f"report-{day}", runtime=90)
     for day in range(5):
-        block(gate_run("blocked", 60 + day), "app.tasks.export", f"export-{day}", runtime=7200)
-    block(gate_run("blocked", 100), "app.tasks.export", "export-in-recent", runtime=10)
-    block(gate_run("blocked", 10), "app.tasks.export", "export-recent")
+        blocker(gate_run("blocked", 60 + day), "app.tasks.export", f"export-{day}", runtime=7200)
+    blocker(gate_run("blocked", 100), "app.tasks.export", "export-in-recent", runtime=10)
+    blocker(gate_run("blocked", 10), "app.tasks.export", "export-recent", runtime=60)
     return rows
 
 
@@ -204,7 +188,7 @@ def test_a_tasks_page_shows_its_recent_blockers(
     assert "export-0" not in page  # another task's blockers
     run = Blocker.objects.get(task_id="report-0").run
     assert reverse("admin:taskmaster_gaterun_change", args=[run.pk]) in page
-    assert "w1@a" in page
+    assert "w1@host" in page  # the blockers' worker
     assert "1 min 30 s" in page  # runtime 90 s
 
 
@@ -263,8 +247,8 @@ def blocked_run() -> GateRun:
         ci_job="https://ci.example/jobs/17",
         snapshot={"w1@a": [{"name": "celery"}], "w2@a": [{"name": "celery"}]},
     )
-    block(run, "app.tasks.report", "report-9", runtime=75)
-    block(run, "", "w2@a", worker="w2@a")
+    blocker(run, "app.tasks.report", "report-9", runtime=75)
+    blocker(run, "", "w2@a", runtime=60, worker="w2@a")
     return run
 
 

@@ -116,7 +116,10 @@ def test_prefetched_non_interruptible_task_behind_an_acks_late_one_holds_the_gat
     assert [(b["id"], b["state"]) for b in blockers] == [(waiting, "reserved")]
 
 
-def test_sigterm_mid_drain_restores_and_exits_143(lab: Lab) -> None:
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_mid_drain_restores_and_exits_128_plus_signal(
+    lab: Lab, signum: int, code: int
+) -> None:
     w1 = lab.start_worker("w1", queues=[lab.queue, f"{lab.queue}-x"])
     before = lab.active_queues()
     lab.send("generate_report", 60)
@@ -124,29 +127,14 @@ def test_sigterm_mid_drain_restores_and_exits_143(lab: Lab) -> None:
 
     gate = lab.start_gate(*FAST, "--timeout", "120")
     wait_for(lambda: drained(lab, w1.name))
-    gate.send_signal(signal.SIGTERM)
+    gate.send_signal(signum)
     result = finish(gate)
 
-    assert result.code == 143, result.text
+    assert result.code == code, result.text
     assert "Traceback" not in result.text
     assert lab.active_queues() == before
     run = GateRun.objects.get()
     assert (run.verdict, run.is_open) == ("interrupted", False)
-
-
-def test_sigint_mid_drain_restores_and_exits_130(lab: Lab) -> None:
-    w1 = lab.start_worker("w1")
-    before = lab.active_queues()
-    lab.send("generate_report", 60)
-    lab.wait_active(w1.name)
-
-    gate = lab.start_gate(*FAST, "--timeout", "120")
-    wait_for(lambda: drained(lab, w1.name))
-    gate.send_signal(signal.SIGINT)
-    result = finish(gate)
-
-    assert result.code == 130, result.text
-    assert lab.active_queues() == before
 
 
 def test_resume_consumers_after_a_killed_gate(lab: Lab) -> None:

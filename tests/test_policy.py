@@ -12,9 +12,10 @@ from django.db import DataError, ProgrammingError
 from django.test import override_settings
 from pytest_django import DjangoAssertNumQueries
 
-from taskmaster.models import Blocker, GateRun, TaskPolicy
+from taskmaster.models import GateRun, TaskPolicy
 from taskmaster.policy import sync_registry
 from taskmaster.registry import Classification, Registry, TaskInfo
+from tests.factories import blocker
 
 pytestmark = pytest.mark.django_db
 
@@ -199,29 +200,6 @@ def gate_run(verdict: str, started_at: datetime) -> GateRun:
     GateRun.objects.filter(pk=run.pk).update(started_at=started_at)  # auto_now_add otherwise
     run.refresh_from_db()
     return run
-
-
-def blocker(
-    run: GateRun,
-    name: str,
-    task_id: str,
-    *,
-    runtime: float | None = 10.0,
-    at_verdict: bool = True,
-    worker: str = "w1@host",
-) -> Blocker:
-    return Blocker.objects.create(
-        run=run,
-        task_id=task_id,
-        name=name,
-        worker=worker,
-        state="active",
-        classification="blocking",
-        runtime_seconds=runtime,
-        first_seen=run.started_at,
-        last_seen=run.started_at + timedelta(minutes=10),
-        at_verdict=at_verdict,
-    )
 
 
 def stats(name: str) -> tuple[int, int, float | None, datetime | None]:
