@@ -183,11 +183,12 @@ def test_broker_unreachable_exits_3_quickly_without_traceback(lab: Lab) -> None:
     lab.broker_url = "amqp://deployer:s3cret-pass@127.0.0.1:1//"
 
     started = time.monotonic()
-    result = lab.manage("prepare_deploy", "--timeout", "30")
+    result = lab.manage("prepare_deploy", "--timeout", "30", "--json")
     elapsed = time.monotonic() - started
 
     assert result.code == 3, result.text
     assert "cannot reach the broker" in result.err
+    assert json.loads(result.out)["exit_code"] == 3  # still one JSON object for the CI job
     assert "Traceback" not in result.text
     assert "s3cret-pass" not in result.text
     assert elapsed < 20  # it gives up in seconds instead of retrying forever

@@ -14,9 +14,15 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from taskmaster import records
-from taskmaster.cluster import BrokerUnavailable, Cluster, EventWatch, masked_broker_url
+from taskmaster.cluster import (
+    BrokerUnavailable,
+    Cluster,
+    EventWatch,
+    Inspection,
+    masked_broker_url,
+)
 from taskmaster.conf import app_settings
-from taskmaster.drain import Drain, StopRequest
+from taskmaster.drain import Drain, Outcome, StopRequest
 from taskmaster.gate import Gate
 from taskmaster.management.common import (
     check_usable_settings,
@@ -75,6 +81,29 @@ class Command(BaseCommand):
         show_args: bool,
         **options: Any,
     ) -> None:
+        try:
+            outcome = self.gate(timeout, interval, as_json, dry_run, show_args)
+        except CommandError as exc:
+            if as_json:  # a CI job parses stdout: it gets one JSON object whatever happens
+                error = {"verdict": "error", "exit_code": exc.returncode, "error": str(exc)}
+                self.stdout.write(_dumps(error))
+            raise
+        if outcome is None:
+            return
+        if as_json:
+            with_args = show_args or app_settings.SHOW_TASK_ARGS
+            self.stdout.write(_dumps(outcome.as_json(with_args=with_args)))
+        if outcome.exit_code:
+            sys.exit(outcome.exit_code)
+
+    def gate(
+        self,
+        timeout: float | None,
+        interval: float | None,
+        as_json: bool,
+        dry_run: bool,
+        show_args: bool,
+    ) -> Outcome | None:
         check_usable_settings()
         timeout = timeout or float(app_settings.TIMEOUT)
         interval = interval or float(app_settings.INTERVAL)
@@ -89,7 +118,8 @@ class Command(BaseCommand):
         try:
             with cluster.connected(), _stop_on_signals() as stop, database_errors(touched=True):
                 if dry_run:
-                    return self.dry_run(cluster, registry, timeout, human_stream, as_json)
+                    self.dry_run(cluster, registry, timeout, human_stream, as_json, with_args)
+                    return None
                 run = records.open_run(
                     timeout=timeout, interval=interval, broker=masked_broker_url(app)
                 )
@@ -101,45 +131,42 @@ class Command(BaseCommand):
                 finally:
                     report.close()
                 report.finish(outcome)
+                return outcome
         except BrokerUnavailable as exc:
-            self.fail(3, f"{exc}. Nothing was touched.", as_json)
+            raise CommandError(f"{exc}. Nothing was touched.", returncode=3) from None
         except records.DrainOpen as exc:
-            self.fail(
-                4,
+            raise CommandError(
                 f"{exc}. If that gate is gone, recover with: ./manage.py resume_consumers",
-                as_json,
-            )
-        if as_json:
-            self.stdout.write(_dumps(outcome.as_json(with_args=with_args)))
-        if outcome.exit_code:
-            sys.exit(outcome.exit_code)
+                returncode=4,
+            ) from None
 
     def dry_run(
-        self, cluster: Cluster, registry: Any, timeout: float, stream: Any, as_json: bool
+        self,
+        cluster: Cluster,
+        registry: Any,
+        timeout: float,
+        stream: Any,
+        as_json: bool,
+        with_args: bool,
     ) -> None:
         gate = Gate(registry, started_at=time.time(), timeout=timeout, interval=0)
         gate.record(cluster.queues())
-        decision = gate.decide(cluster.inspect_tasks(gate.workers), {}, now=time.time())
-        report = human_report(stream, with_args=False)
+        inspection = (
+            cluster.inspect_tasks(gate.workers) if gate.workers else Inspection(frozenset(), ())
+        )
+        decision = gate.decide(inspection, {}, now=time.time())
+        report = human_report(stream, with_args=with_args)
         report.polled(gate, decision, time.time())
         report.close()
         if as_json:
-            self.stdout.write(
-                _dumps(
-                    {
-                        "verdict": "dry-run",
-                        "workers": [{"hostname": w} for w in gate.workers],
-                        "blockers": [b.as_json() for b in decision.blockers],
-                    }
-                )
-            )
+            dry = {
+                "verdict": "dry-run",
+                "workers": [{"hostname": w} for w in gate.workers],
+                "blockers": [b.as_json(with_args=with_args) for b in decision.blockers],
+            }
+            self.stdout.write(_dumps(dry))
         if decision.blockers:
             sys.exit(1)
-
-    def fail(self, code: int, message: str, as_json: bool) -> None:
-        if as_json:
-            self.stdout.write(_dumps({"verdict": "error", "exit_code": code, "error": message}))
-        raise CommandError(message, returncode=code)
 
 
 def _dumps(data: dict[str, Any]) -> str:
