@@ -101,6 +101,9 @@ class Cluster:
     def connected(self, *, retries: int = 2) -> Iterator[Cluster]:
         """Hold one broker connection for every call; fail fast if there is none."""
         conn = _bounded(self.app.connection_for_write())
+        # Publish control messages on this connection, not through the app's producer pool:
+        # the pool's connections would retry a lost broker without end (see _bounded).
+        self.app.control.mailbox._producer_pool = None
         try:
             with self._broker_errors():
                 conn.ensure_connection(max_retries=retries, interval_start=0.5, interval_step=0.5)

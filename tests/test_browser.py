@@ -86,6 +86,14 @@ def blocked_gate_run(lab: Lab) -> tuple[str, str]:
     return task_id, worker.name
 
 
+def follow(page: Any, link: Any) -> None:
+    """Click a link (or submit) and wait for the next page: reading earlier would race."""
+    before = page.url
+    link.click()
+    page.wait_for_url(lambda url: url != before)
+    page.wait_for_load_state()
+
+
 def task_names(page: Any) -> list[str]:
     return [name.strip() for name in page.locator("#result_list th.field-name").all_inner_texts()]
 
@@ -106,8 +114,8 @@ def test_the_non_interruptible_tasks_page_over_a_real_blocked_gate_run(
         page.goto(f"{live_server.url}/admin/")
         page.fill("#id_username", "police")
         page.fill("#id_password", "s3cret-pw")
-        page.click("input[type=submit]")
-        page.get_by_role("link", name="Non-interruptible tasks").click()
+        follow(page, page.locator("input[type=submit]"))
+        follow(page, page.get_by_role("link", name="Non-interruptible tasks"))
 
         assert page.locator("h1").inner_text() == "Select non-interruptible task to change"
         # Blocking first (it blocked the deploy), then short; the interruptible one is hidden.
@@ -118,20 +126,20 @@ def test_the_non_interruptible_tasks_page_over_a_real_blocked_gate_run(
         assert report_row.locator("td.field-classification").inner_text() == "blocking"
 
         filters = page.locator("#changelist-filter")
-        filters.get_by_role("link", name="short", exact=True).click()
+        follow(page, filters.get_by_role("link", name="short", exact=True))
         assert task_names(page) == [RECEIPT]
-        filters.get_by_role("link", name="all", exact=True).click()
+        follow(page, filters.get_by_role("link", name="all", exact=True))
         assert sorted(task_names(page)) == [REPORT, RESIZE, RECEIPT]
-        filters.get_by_role("link", name="non-interruptible (short and blocking)").click()
+        follow(page, filters.get_by_role("link", name="non-interruptible (short and blocking)"))
         assert task_names(page) == [REPORT, RECEIPT]
 
-        page.get_by_role("link", name=REPORT).click()
+        follow(page, page.get_by_role("link", name=REPORT))
         blockers = page.locator(".field-recent_blockers table").inner_text()
         assert task_id in blockers
         assert worker in blockers
         assert "blocked" in blockers
         page.fill("#id_notes", NOTES)
-        page.get_by_role("button", name="Save", exact=True).click()
+        follow(page, page.get_by_role("button", name="Save", exact=True))
 
         assert "was changed successfully" in page.locator(".messagelist").inner_text()
         assert task_names(page) == [REPORT, RECEIPT]

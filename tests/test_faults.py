@@ -78,7 +78,7 @@ def test_broker_lost_mid_drain_reconnects_and_still_restores(lab: Lab) -> None:
 
     assert result.code == 1, result.text
     report = json.loads(result.out)
-    assert any("lost the broker" in note for note in report["notes"])
+    assert any("lost the broker" in note for note in report["notes"]), result.text
     assert any("broker back" in note for note in report["notes"])
     assert report["restored"] is True
     assert lab.active_queues() == before
