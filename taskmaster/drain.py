@@ -16,19 +16,13 @@ from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from taskmaster import records
-from taskmaster.cluster import (
-    BrokerUnavailable,
-    Cluster,
-    EventWatch,
-    Inspection,
-    Queues,
-    queue_names,
-)
+from taskmaster.cluster import BrokerUnavailable, Cluster, Inspection, queue_names
+from taskmaster.events import EventWatch
 from taskmaster.gate import Blocker, Decision, Gate, Verdict
 from taskmaster.models import GateRun
+from taskmaster.restore import restore
 
 CANCEL_ATTEMPTS = 5
-RESTORE_ATTEMPTS = 5
 
 
 class DuplicateWorkers(Exception):
@@ -317,58 +311,6 @@ class Drain:
             )
         except BrokerUnavailable as exc:
             return [f"{exc}; every recorded worker may still be drained: " + _who(self.gate)]
-
-
-def restore(
-    cluster: Cluster,
-    snapshot: Queues,
-    *,
-    skip: set[str] | frozenset[str] = frozenset(),
-    missing_ok: bool = False,
-    sleep: Callable[[float], None] = time.sleep,
-    note: Callable[[str], None] = lambda text: None,
-) -> list[str]:
-    """Put back every recorded consumer on its own worker and verify it; list what is not.
-
-    ``skip``: workers known to be gone (they shut down cleanly; a restart restores them).
-    ``missing_ok``: a worker that does not answer is said, not counted as a problem (the
-    operator knows it is gone for good).
-    """
-    workers = sorted(w for w, queues in snapshot.items() if queues and w not in skip)
-    missing: dict[str, list[dict[str, Any]]] = {}
-    unanswered: list[str] = workers
-    for attempt in range(RESTORE_ATTEMPTS + 1):
-        current = cluster.queues(workers) if workers else {}
-        unanswered = [w for w in workers if w not in current]
-        missing = {}
-        for w in workers:
-            if w in current:
-                absent = [q for q in snapshot[w] if q["name"] not in queue_names(current[w])]
-                if absent:
-                    missing[w] = absent
-        if not missing and not unanswered:
-            return []
-        if attempt == RESTORE_ATTEMPTS:
-            break
-        for worker, declarations in sorted(missing.items()):
-            note(f"restoring {worker}: {', '.join(q['name'] for q in declarations)}")
-            for declaration in declarations:
-                cluster.add(worker, declaration)
-        sleep(0.2 * (attempt + 1))
-    problems = [
-        f"{w} does not consume {', '.join(q['name'] for q in qs)} after {RESTORE_ATTEMPTS} tries"
-        for w, qs in sorted(missing.items())
-    ]
-    silent = [
-        f"{w} does not answer: it may still be drained "
-        f"(recorded: {', '.join(sorted(queue_names(snapshot[w])))})"
-        for w in unanswered
-    ]
-    if missing_ok:
-        for sentence in silent:
-            note(f"ignored: {sentence}")
-        return problems
-    return problems + silent
 
 
 def _who(gate: Gate) -> str:

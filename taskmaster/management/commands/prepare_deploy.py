@@ -14,15 +14,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from taskmaster import records
-from taskmaster.cluster import (
-    BrokerUnavailable,
-    Cluster,
-    EventWatch,
-    Inspection,
-    masked_broker_url,
-)
+from taskmaster.cluster import BrokerUnavailable, Cluster, Inspection, masked_broker_url
 from taskmaster.conf import app_settings
 from taskmaster.drain import Drain, Outcome, StopRequest
+from taskmaster.events import EventWatch
 from taskmaster.gate import Gate
 from taskmaster.management.common import (
     check_usable_settings,

@@ -11,9 +11,9 @@ from django.core.management.base import BaseCommand, CommandError
 from taskmaster import records
 from taskmaster.cluster import BrokerUnavailable, Cluster, queue_names
 from taskmaster.conf import app_settings
-from taskmaster.drain import restore
 from taskmaster.management.common import load_app
 from taskmaster.models import GateRun
+from taskmaster.restore import restore
 
 
 class Command(BaseCommand):

@@ -1,0 +1,60 @@
+"""Worker events, heard in a thread of the gate: who left cleanly, when a task ended."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+
+class EventWatch:
+    """Listens to worker events in a thread of its own, with a connection of its own.
+
+    ``worker-offline`` is what a worker sends when it shuts down cleanly: it tells a worker
+    that left apart from one that stopped answering. Task endings (sent by workers running
+    with ``-E``) wake the poll early. Events can be lost: they only ever hasten a poll or
+    explain a silence, never replace a poll.
+    """
+
+    ENDINGS = frozenset({"task-succeeded", "task-failed", "task-revoked", "task-rejected"})
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.offline: set[str] = set()
+        self.activity = threading.Event()
+        self._stopped = threading.Event()
+        self._receiver: Any = None
+        self._thread = threading.Thread(target=self._run, name="taskmaster-events", daemon=True)
+
+    def __enter__(self) -> EventWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopped.set()
+        if self._receiver is not None:
+            self._receiver.should_stop = True
+        self._thread.join(timeout=3)
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                with self.app.connection_for_read() as conn:
+                    self._receiver = self.app.events.Receiver(
+                        conn, handlers={"*": self._on_event}, app=self.app
+                    )
+                    if self._stopped.is_set():
+                        return
+                    for _ in self._receiver.consume(safety_interval=0.5, wakeup=False):
+                        pass
+            except Exception:  # the broker went away: the gate deals with it; listen again
+                self._stopped.wait(1)
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        kind, hostname = event.get("type"), event.get("hostname", "")
+        if kind == "worker-offline":
+            self.offline.add(hostname)
+            self.activity.set()
+        elif kind == "worker-online":
+            self.offline.discard(hostname)
+        elif kind in self.ENDINGS:
+            self.activity.set()
