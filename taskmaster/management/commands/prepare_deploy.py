@@ -76,8 +76,9 @@ class Command(BaseCommand):
         show_args: bool,
         **options: Any,
     ) -> None:
+        with_args = show_args or app_settings.SHOW_TASK_ARGS
         try:
-            outcome = self.gate(timeout, interval, as_json, dry_run, show_args)
+            outcome = self.gate(timeout, interval, as_json, dry_run, with_args)
         except CommandError as exc:
             if as_json:  # a CI job parses stdout: it gets one JSON object whatever happens
                 error = {"verdict": "error", "exit_code": exc.returncode, "error": str(exc)}
@@ -86,7 +87,6 @@ class Command(BaseCommand):
         if outcome is None:
             return
         if as_json:
-            with_args = show_args or app_settings.SHOW_TASK_ARGS
             self.stdout.write(_dumps(outcome.as_json(with_args=with_args)))
         if outcome.exit_code:
             sys.exit(outcome.exit_code)
@@ -97,12 +97,11 @@ class Command(BaseCommand):
         interval: float | None,
         as_json: bool,
         dry_run: bool,
-        show_args: bool,
+        with_args: bool,
     ) -> Outcome | None:
         check_usable_settings()
         timeout = timeout or float(app_settings.TIMEOUT)
         interval = interval or float(app_settings.INTERVAL)
-        with_args = show_args or app_settings.SHOW_TASK_ARGS
         app = load_app()
         registry = load_registry(app)
         if not dry_run:
