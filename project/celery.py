@@ -10,4 +10,5 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
 app = Celery("project")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["project"])
+# Every installed app's tasks.py: the project's tasks, and taskmaster.tasks (the drain lease).
+app.autodiscover_tasks()

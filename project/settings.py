@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "taskmaster",
+    "project",  # its tasks.py, found by app.autodiscover_tasks() like any app's
 ]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -110,6 +111,25 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# The gate's own log (drains, verdicts, restores) for an operator's log pipeline; errors with
+# their traceback also go to the console.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {
+        "file": {
+            "class": "logging.FileHandler",
+            "filename": str(VAR_DIR / "taskmaster.log"),
+            "formatter": "plain",
+        },
+        "console": {"class": "logging.StreamHandler", "level": "ERROR", "formatter": "plain"},
+    },
+    "loggers": {
+        "taskmaster": {"handlers": ["file", "console"], "level": "INFO", "propagate": False}
+    },
+}
 
 TASKMASTER = {
     "CELERY_APP": "project.celery.app",

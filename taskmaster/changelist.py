@@ -15,7 +15,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import formats, timezone
 
-from taskmaster.models import TaskPolicy, TaskPolicyQuerySet
+from taskmaster.models import TaskPolicyQuerySet
+from taskmaster.registry import Classification
 
 
 def human_duration(seconds: float | None) -> str:
@@ -51,9 +52,9 @@ class ClassificationFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         return [
             (self.default, "non-interruptible (short and blocking)"),
-            (TaskPolicy.Classification.BLOCKING, "blocking"),
-            (TaskPolicy.Classification.SHORT, "short"),
-            (TaskPolicy.Classification.INTERRUPTIBLE, "interruptible"),
+            (Classification.BLOCKING, "blocking"),
+            (Classification.SHORT, "short"),
+            (Classification.INTERRUPTIBLE, "interruptible"),
             ("all", "all"),
         ]
 

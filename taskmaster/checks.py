@@ -18,7 +18,7 @@ from django.core.checks import CheckMessage, Error, Warning, register
 from taskmaster.conf import DEFAULTS, app_settings
 from taskmaster.registry import Classification, RegistryNotReady, build_registry
 
-SECONDS = ("TIMEOUT", "INTERVAL", "SHORT_TASK_LIMIT", "REPLY_TIMEOUT")
+SECONDS = ("TIMEOUT", "INTERVAL", "HOLD", "SHORT_TASK_LIMIT", "REPLY_TIMEOUT")
 SWITCHES = ("SHOW_TASK_ARGS", "BLOCKING_TASKS_ARE_ERRORS")
 
 
@@ -39,7 +39,13 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
     if user is None:
         return []
     if not isinstance(user, dict):
-        return [Error("TASKMASTER must be a dict.", id="taskmaster.E002")]
+        return [
+            Error(
+                f"TASKMASTER must be a dict, not a {type(user).__name__}.",
+                hint='For example TASKMASTER = {"TIMEOUT": 900}.',
+                id="taskmaster.E008",
+            )
+        ]
     errors = [
         Error(
             f"TASKMASTER[{key!r}] is not a Taskmaster setting.",

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import reprlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from kombu.exceptions import OperationalError
+from kombu.utils.url import maybe_sanitize_url
 
-T = TypeVar("T")
+from taskmaster.exits import BrokerUnavailable, ConfigurationError
 
 # The declaration keys of a queue (kombu's Queue.as_dict) that add_consumer passes on to
 # Queue.from_dict on the worker; without them RabbitMQ refuses a re-declaration.
@@ -36,13 +37,10 @@ _QUEUE_OPTIONS = (
 )
 
 _args_repr = reprlib.Repr()
-_args_repr.maxstring = 60
-_args_repr.maxother = 60
+_args_repr.maxstring = 40
+_args_repr.maxother = 40
 _args_repr.maxlevel = 2
-
-
-class BrokerUnavailable(Exception):
-    """The broker cannot be reached; the message says which one (password masked)."""
+ARGUMENTS_LIMIT = 80  # characters of args and of kwargs each, when the settings show them
 
 
 @dataclass(frozen=True)
@@ -74,10 +72,49 @@ def queue_names(declarations: Iterable[dict[str, Any]]) -> set[str]:
     return {q["name"] for q in declarations}
 
 
-def masked_broker_url(app: Any) -> str:
-    """The broker URL with its password masked, safe to print."""
-    with app.connection_for_write() as conn:
-        return str(conn.as_uri(include_password=False))
+def broker_label(app: Any) -> str:
+    """The broker URL with its password masked, safe to print (even for a bad URL)."""
+    try:
+        with app.connection_for_write() as conn:  # normalized: default host, port, vhost
+            return str(maybe_sanitize_url(conn.as_uri(include_password=True)))
+    except Exception:  # a transport that cannot load: say the URL as configured
+        return str(maybe_sanitize_url(app.conf.broker_url or "amqp://"))
+
+
+def transport_errors(app: Any) -> tuple[type[BaseException], ...]:
+    """The connection errors of the app's broker transport.
+
+    Loading the transport is where a mistyped scheme (``amqpp://``) or a missing library
+    (``redis://`` without ``redis``) shows: a configuration error, before anything is touched.
+    """
+    try:
+        return tuple(app.connection_for_write().connection_errors)
+    except KeyError as exc:  # kombu: "No such transport: amqpp.  Did you mean amqp?"
+        problem = str(exc.args[0] if exc.args else exc)
+    except Exception as exc:  # its module fails to import: a missing or broken library
+        scheme = str(app.conf.broker_url or "amqp://").partition(":")[0]
+        problem = (
+            f"its {scheme} transport cannot be loaded ({type(exc).__name__}: {exc}); is the "
+            "library it needs installed?"
+        )
+    stop = "" if problem.endswith((".", "?")) else "."
+    raise ConfigurationError(
+        f"cannot use the broker {broker_label(app)}: {problem}{stop} Check CELERY_BROKER_URL "
+        "(its scheme names the transport) and that the transport's library is installed."
+    )
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """Who answered one broadcast, how many times under each name, and what they consume."""
+
+    answers: Counter[str]
+    queues: Queues
+
+    @property
+    def duplicates(self) -> dict[str, int]:
+        """Node names two or more workers answer as (on Redis both answer every broadcast)."""
+        return {name: count for name, count in self.answers.items() if count > 1}
 
 
 class Cluster:
@@ -88,8 +125,8 @@ class Cluster:
         self.reply_timeout = reply_timeout
         self._connection: Any = None
         # kombu wraps transport errors as OperationalError when it gives up retrying.
-        self._errors = (
-            *app.connection_for_write().connection_errors,
+        self._errors: tuple[type[BaseException], ...] = (
+            *transport_errors(app),
             OSError,
             OperationalError,
         )
@@ -127,57 +164,73 @@ class Cluster:
             yield
         except self._errors as exc:
             raise BrokerUnavailable(
-                f"cannot reach the broker at {masked_broker_url(self.app)}: {exc}"
+                f"cannot reach the broker at {broker_label(self.app)}: {exc}"
             ) from exc
 
-    def _call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        with self._broker_errors():
-            return fn(*args, connection=self._connection, **kwargs)
+    def _broadcast(
+        self, command: str, workers: Iterable[str] | None = None, **arguments: Any
+    ) -> list[tuple[str, Any]]:
+        """Send ``command`` and return every (hostname, reply), duplicates kept.
 
-    def _inspect(self, method: str, workers: list[str] | None, **kwargs: Any) -> dict[str, Any]:
-        inspect = self.app.control.inspect(
-            destination=workers,
-            timeout=self.reply_timeout,
-            connection=self._connection,
-            limit=len(workers) if workers else None,
-        )
+        Addressed to named workers, the call returns as soon as each has answered (a round
+        trip); to all (``workers=None``), it waits the whole reply timeout: only discovery
+        does that.
+        """
+        destination = sorted(workers) if workers is not None else None
+        if destination == []:
+            return []
         with self._broker_errors():
-            return getattr(inspect, method)(**kwargs) or {}
+            replies = self.app.control.broadcast(
+                command,
+                arguments=arguments,
+                destination=destination,
+                limit=len(destination) if destination else None,
+                reply=True,
+                timeout=self.reply_timeout,
+                connection=self._connection,
+            )
+        return [(host, reply) for answer in replies or [] for host, reply in answer.items()]
+
+    def _by_worker(
+        self, command: str, workers: Iterable[str] | None = None, **arguments: Any
+    ) -> dict[str, Any]:
+        return dict(self._broadcast(command, workers, **arguments))
 
     # -- discovery ---------------------------------------------------------------------
 
-    def ping(self) -> Counter[str]:
-        """Hostnames that answer, with how many answered under each name.
+    def discover(self) -> Discovery:
+        """Every worker that answers, with its task consumers (one broadcast, one timeout).
 
-        A count above one means two workers share a node name (Redis delivers a broadcast
-        to both; RabbitMQ refuses the second one's exclusive control queue outright).
+        Celery does not list its control (``*.pidbox``) or event (``celeryev.*``) queues in
+        ``active_queues``; they are filtered all the same, because cancelling them would cut
+        the very channel the gate talks through.
         """
-        replies = self._call(self.app.control.ping, timeout=self.reply_timeout)
-        return Counter(hostname for reply in replies or [] for hostname in reply)
+        replies = self._broadcast("active_queues")
+        return Discovery(
+            answers=Counter(host for host, _ in replies),
+            queues={host: _task_queues(declarations) for host, declarations in replies},
+        )
 
-    def queues(self, workers: list[str] | None = None) -> Queues:
-        """Each worker's task consumers with their full declarations.
-
-        Celery does not list its control (``*.pidbox``) or event (``celeryev.*``) queues
-        here; they are filtered all the same, because cancelling them would cut the very
-        channel the gate talks through.
-        """
+    def queues(self, workers: Iterable[str]) -> Queues:
+        """The named workers' task consumers with their full declarations."""
         return {
-            hostname: [q for q in declarations or [] if not _is_control_queue(q["name"])]
-            for hostname, declarations in self._inspect("active_queues", workers).items()
+            host: _task_queues(declarations)
+            for host, declarations in self._by_worker("active_queues", workers).items()
         }
 
     # -- drain and restore ------------------------------------------------------------
 
-    def cancel(self, worker: str, queue: str) -> None:
-        """Ask ``worker`` to stop consuming ``queue``; it answers before it does it."""
-        self._call(
-            self.app.control.cancel_consumer,
-            queue,
-            destination=[worker],
-            reply=True,
-            timeout=self.reply_timeout,
-        )
+    def cancel(self, consumers: dict[str, set[str]]) -> None:
+        """Ask each worker to stop consuming its named queues; they answer before they do it.
+
+        One call per queue name, addressed to every worker that consumes it.
+        """
+        by_queue: dict[str, list[str]] = {}
+        for worker, names in consumers.items():
+            for name in names:
+                by_queue.setdefault(name, []).append(worker)
+        for name, workers in sorted(by_queue.items()):
+            self._broadcast("cancel_consumer", workers, queue=name)
 
     def add(self, worker: str, declaration: dict[str, Any]) -> None:
         """Ask ``worker`` to consume a queue again, declared exactly as it was."""
@@ -190,27 +243,62 @@ class Cluster:
             exchange_auto_delete=exchange.get("auto_delete"),
             exchange_arguments=exchange.get("arguments"),
         )
-        self._call(
-            self.app.control.add_consumer,
-            declaration["name"],
+        self._broadcast(
+            "add_consumer",
+            [worker],
+            queue=declaration["name"],
             exchange=exchange.get("name"),
             exchange_type=exchange.get("type") or "direct",
             routing_key=declaration.get("routing_key"),
-            options=options,
-            destination=[worker],
-            reply=True,
-            timeout=self.reply_timeout,
+            **options,  # flat, as Control.add_consumer sends them
         )
+
+    # -- the drain lease (taskmaster/tasks.py on the workers) ---------------------------
+
+    def lease(self, workers: Iterable[str], *, run: int, seconds: float, gate: str) -> set[str]:
+        """Give (or renew) the drain lease; return the workers that hold it.
+
+        A worker without ``taskmaster.tasks`` answers with an error (an unknown command):
+        it is drained all the same, without a lease.
+        """
+        replies = self._broadcast("taskmaster_lease", workers, run=run, seconds=seconds, gate=gate)
+        return {host for host, reply in replies if _ok(reply)}
+
+    def release(self, workers: Iterable[str], *, run: int | None) -> set[str]:
+        """End the lease of ``run`` now: each worker consumes its leased queues again."""
+        arguments = {} if run is None else {"run": run}
+        return {
+            h
+            for h, reply in self._broadcast("taskmaster_release", workers, **arguments)
+            if _ok(reply)
+        }
+
+    def leases(self, workers: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+        """The lease each worker holds ({} for none); workers without the module are left out."""
+        replies = self._broadcast("taskmaster_lease_status", workers)
+        return {host: reply for host, reply in replies if _ok(reply)}
 
     # -- tasks -------------------------------------------------------------------------
 
     def inspect_tasks(self, workers: list[str]) -> Inspection:
         """Running, prefetched and ETA tasks of ``workers``; who answered all three."""
         return inspection_from_replies(
-            active=self._inspect("active", workers, safe=True),
-            reserved=self._inspect("reserved", workers, safe=True),
-            scheduled=self._inspect("scheduled", workers, safe=True),
+            active=self._by_worker("active", workers, safe=True),
+            reserved=self._by_worker("reserved", workers, safe=True),
+            scheduled=self._by_worker("scheduled", workers, safe=True),
         )
+
+    def still_held(self, task_ids: dict[str, set[str]]) -> dict[str, set[str]]:
+        """Which of these tasks each worker still holds (running, prefetched or, on Celery
+        5.7, scheduled); a worker that does not answer is left out."""
+        replies = self._by_worker(
+            "query_task", task_ids, ids=sorted(set().union(*task_ids.values()))
+        )
+        return {
+            host: set(found) & task_ids[host]
+            for host, found in replies.items()
+            if isinstance(found, dict)
+        }
 
 
 def inspection_from_replies(
@@ -254,6 +342,14 @@ def _is_control_queue(name: str) -> bool:
     return name.endswith(".pidbox") or name.startswith("celeryev.")
 
 
+def _task_queues(declarations: Any) -> list[dict[str, Any]]:
+    return [q for q in declarations or [] if not _is_control_queue(q["name"])]
+
+
+def _ok(reply: Any) -> bool:
+    return isinstance(reply, dict) and "error" not in reply
+
+
 def _task(worker: str, state: str, info: dict[str, Any], eta: str | None = None) -> TaskSeen:
     return TaskSeen(
         id=str(info.get("id")),
@@ -263,5 +359,20 @@ def _task(worker: str, state: str, info: dict[str, Any], eta: str | None = None)
         acknowledged=bool(info.get("acknowledged")),
         time_start=info.get("time_start") if state == "active" else None,
         eta=datetime.fromisoformat(eta) if eta else None,
-        args=_args_repr.repr((info.get("args"), info.get("kwargs"))),
+        args=_arguments(info.get("args"), info.get("kwargs")),
     )
+
+
+def _arguments(args: Any, kwargs: Any) -> str:
+    """A task's arguments as one bounded text, each shown once.
+
+    ``active`` and ``reserved`` replies carry the reprs the client made (``argsrepr``,
+    strings); ``scheduled`` replies carry the values themselves.
+    """
+    parts = []
+    for value, empty in ((args, ("()", "[]")), (kwargs, ("{}",))):
+        text = value if isinstance(value, str) else _args_repr.repr(value)
+        if value is None or text in empty:
+            continue
+        parts.append(text if len(text) <= ARGUMENTS_LIMIT else text[: ARGUMENTS_LIMIT - 1] + "…")
+    return " ".join(parts)

@@ -17,8 +17,12 @@ DEFAULTS: dict[str, Any] = {
     "CELERY_APP": None,
     # Seconds the gate waits for blockers to end before it restores and says "blocked".
     "TIMEOUT": 600,
-    # Seconds between two polls of the workers.
+    # Seconds between two full polls of the workers (between them the gate watches its
+    # blockers, so a verdict comes within a second of the last one ending).
     "INTERVAL": 20,
+    # Seconds the workers stay drained after a clear verdict, held by their lease: the deploy
+    # restarts them long before; a deploy called off or dead does not leave them drained.
+    "HOLD": 1800,
     # A non-interruptible task whose hard time_limit is at most this many seconds is "short".
     "SHORT_TASK_LIMIT": 60,
     # Seconds to wait for a worker's reply to one remote-control call.
@@ -36,8 +40,9 @@ class Settings:
     """Typed, live access to ``settings.TASKMASTER``."""
 
     def _get(self, key: str) -> Any:
-        user = getattr(django_settings, "TASKMASTER", None) or {}
-        return user.get(key, DEFAULTS[key])
+        user = getattr(django_settings, "TASKMASTER", None)
+        # Not a dict is taskmaster.E002, which the gate reports before it uses any value.
+        return user.get(key, DEFAULTS[key]) if isinstance(user, dict) else DEFAULTS[key]
 
     @property
     def CELERY_APP(self) -> str:
@@ -55,6 +60,10 @@ class Settings:
     @property
     def INTERVAL(self) -> float:
         return self._get("INTERVAL")
+
+    @property
+    def HOLD(self) -> float:
+        return self._get("HOLD")
 
     @property
     def SHORT_TASK_LIMIT(self) -> float:

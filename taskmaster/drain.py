@@ -1,32 +1,44 @@
-"""Runs one gate: lock, record, discover, cancel and verify, poll, verdict, restore and verify.
+"""Runs one gate: drain, poll and watch, verdict, then hold the drain or restore it.
 
 This is where the gate (which decides), the cluster (which asks Celery) and the records
 (which remember) meet. It prints nothing: it tells an observer (``report.py``) what it
-sees. A stop request (SIGINT/SIGTERM, set by the command) is honoured between steps, so a
-restore is never cut in half.
+sees, and an observer that fails is logged and dropped, so output never stands between a
+drain and its restore. A stop request (a signal, set by the command) is honoured between
+steps, so a restore is never cut in half.
 """
 
 from __future__ import annotations
 
+import logging
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
+from django.db import DatabaseError
+
 from taskmaster import records
-from taskmaster.cluster import BrokerUnavailable, Cluster, Inspection, queue_names
+from taskmaster.cluster import Cluster, Discovery, Inspection, queue_names
 from taskmaster.events import EventWatch
+from taskmaster.exits import BrokerUnavailable, GateError, GateFailed
 from taskmaster.gate import Blocker, Decision, Gate, Verdict
 from taskmaster.models import GateRun
+from taskmaster.outcome import Outcome, worker_reports
 from taskmaster.restore import restore
+from taskmaster.watch import Watch
+
+logger = logging.getLogger("taskmaster")
 
 CANCEL_ATTEMPTS = 5
+NO_WORKER = "no worker answered: nothing to drain (is the broker URL right?)"
+WATCH_EVERY = 0.25  # seconds between two looks at the blockers, at least
 
 
-class DuplicateWorkers(Exception):
-    """Two workers answer under one node name: a configuration error, found before any cancel."""
+def lease_seconds(interval: float) -> float:
+    """How long a worker stays drained without hearing from its gate."""
+    return max(60.0, 3 * interval)
 
 
 class Observer(Protocol):
@@ -46,56 +58,6 @@ class StopRequest:
             self.signum = signum
 
 
-@dataclass
-class Outcome:
-    verdict: Verdict
-    run: GateRun
-    gate: Gate
-    blockers: tuple[Blocker, ...]
-    restore_problems: list[str] | None  # None: no restore was due (clear)
-    signum: int | None = None
-    notes: list[str] = field(default_factory=list)
-    configuration_error: bool = False
-
-    @property
-    def exit_code(self) -> int:
-        if self.configuration_error:
-            return 2
-        if self.restore_problems:
-            return 5
-        if self.verdict is Verdict.CLEAR:
-            return 0
-        if self.verdict is Verdict.INTERRUPTED:
-            return 128 + (self.signum or signal.SIGINT)
-        if self.verdict is Verdict.ERROR:
-            return 3  # the broker was lost (or the gate failed) mid-drain; consumers restored
-        return 1
-
-    def as_json(self, *, with_args: bool = False) -> dict[str, Any]:
-        """The report of DESIGN.md's command contract (keys may be added, never changed)."""
-        run = self.run
-        finished = run.finished_at or datetime.now(timezone.utc)
-        return {
-            "verdict": str(self.verdict),
-            "exit_code": self.exit_code,
-            "run_id": run.pk,
-            "started_at": run.started_at.isoformat(),
-            "finished_at": finished.isoformat(),
-            "timeout": run.timeout,
-            "interval": run.interval,
-            "broker": run.broker,
-            "workers": [
-                {"hostname": worker, "queues": sorted(queue_names(queues))}
-                for worker, queues in sorted(self.gate.snapshot.items())
-            ],
-            "blockers": [b.as_json(with_args=with_args) for b in self.blockers],
-            "gone": sorted(self.gate.gone),
-            "restored": None if self.restore_problems is None else not self.restore_problems,
-            "restore_problems": self.restore_problems or [],
-            "notes": self.notes,
-        }
-
-
 class Drain:
     def __init__(
         self,
@@ -105,6 +67,8 @@ class Drain:
         observer: Observer,
         stop: StopRequest,
         *,
+        first: Discovery,
+        hold: float,
         events: EventWatch | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
@@ -112,16 +76,16 @@ class Drain:
         self.cluster = cluster
         self.gate = gate
         self.run = run
-        self.observer = observer
+        self.observer: Observer | None = observer
         self.stop = stop
+        self.discovery: Discovery | None = first  # the caller's first look
+        self.claimed = set(first.queues)  # claimed with the run (records.open_run)
+        self.hold = hold
         self.events = events
         self.clock = clock
         self.sleep = sleep
         self.notes: list[str] = []
-
-    def note(self, text: str) -> None:
-        self.notes.append(text)
-        self.observer.note(text)
+        self.blockers = records.BlockerLog(run)
 
     # -- the gate, step by step -----------------------------------------------------
 
@@ -131,22 +95,18 @@ class Drain:
             while not self.stop.signum:
                 decision = self.poll_or_reconnect(decision)
                 if decision.verdict is not None:
-                    break
-                self.wait(decision.wait_seconds)
+                    return self.finish(decision.verdict, decision.blockers)
+                self.wait(decision)
         except BrokerUnavailable as exc:
-            self.note(f"the broker stayed away past the deadline: {exc}")
-            return self.finish(Verdict.ERROR, decision.blockers)
-        except DuplicateWorkers as exc:
-            self.note(f"configuration error: {exc}; nothing was touched")
-            return self.finish(Verdict.ERROR, (), configuration_error=True)
-        except Exception as exc:  # restore before anything else; the record keeps the rest
-            self.note(f"the gate failed: {exc!r}; restoring consumers")
-            return self.finish(Verdict.ERROR, decision.blockers)
-        if self.stop.signum:
-            self.note(f"stopped by {signal.Signals(self.stop.signum).name}: restoring consumers")
-            return self.finish(Verdict.INTERRUPTED, decision.blockers)
-        assert decision.verdict is not None
-        return self.finish(decision.verdict, decision.blockers)
+            return self.fail(
+                GateFailed(f"the broker stayed away past the deadline: {exc}"), decision
+            )
+        except Exception as exc:  # restore before anything else; the log keeps the traceback
+            logger.exception("gate run #%s failed; restoring its consumers", self.run.pk)
+            return self.fail(GateFailed(f"the gate failed: {exc!r}"), decision)
+        assert self.stop.signum is not None
+        self.note(f"stopped by {signal.Signals(self.stop.signum).name}: restoring consumers")
+        return self.finish(Verdict.INTERRUPTED, decision.blockers)
 
     def poll_or_reconnect(self, last: Decision) -> Decision:
         try:
@@ -167,48 +127,89 @@ class Drain:
                 left = self.gate.deadline - self.clock()
                 if left <= 0:
                     raise
-                self.wait(min(delay, left))  # the last try falls on the deadline itself
+                self.pause(min(delay, left))  # the last try falls on the deadline itself
                 delay = min(delay * 2, 10.0)
             else:
                 self.note("broker back: verifying every worker's consumers")
                 return
 
-    def discover(self) -> None:
-        """Find workers not seen yet, record their consumers, then drain them."""
-        live = self._ping()
-        queues = self.cluster.queues(sorted(live)) if live else {}
-        joined = self.gate.record(queues)
+    def poll(self) -> Decision:
+        started = self.clock()
+        self.drain_newcomers(self.discovery or self.cluster.discover())
+        self.discovery = None
+        workers = self.gate.workers
+        consuming: dict[str, set[str]] = {}
+        inspection = Inspection(answered=frozenset(), tasks=())
+        if workers:
+            current = self.cluster.queues(workers)
+            # Ask only the workers that just answered: a silent one would cost a reply
+            # timeout per call, and it is a blocker either way.
+            answering = [w for w in workers if w in current]
+            self.renew_lease(answering)
+            # A consumer can come back (a worker restarted, an add_consumer by hand).
+            consuming = self.cancel(self.gate.still_consuming(current))
+            if answering:
+                inspection = self.cluster.inspect_tasks(answering)
+            if not inspection.answered:
+                # Nobody answers: our own connection may be the one that is broken.
+                self.cluster.reconnect(retries=0)
+            self.notice_departures(inspection)
+        now = self.clock()
+        decision = self.gate.decide(inspection, consuming, now=now)
+        self.blockers.record(decision.blockers, at=_utc(now))
+        self.tell(lambda observer: observer.polled(self.gate, decision, now))
+        # The interval runs from the start of one poll to the start of the next.
+        wait = max(0.0, decision.wait_seconds - (now - started))
+        return Decision(decision.verdict, decision.blockers, wait)
+
+    def drain_newcomers(self, discovery: Discovery) -> None:
+        """Record, lease and cancel the workers this gate has not drained yet."""
+        for name in sorted(set(discovery.duplicates) - self.gate.duplicates):
+            self.note(
+                f"configuration error: {discovery.duplicates[name]} workers now answer as {name}"
+            )
+        self.gate.duplicates = set(discovery.duplicates)
+        if not discovery.answers and not self.gate.snapshot:
+            self.note(NO_WORKER)
+        joined = self.gate.newcomers(discovery.queues)
+        for worker in sorted(set(joined) - self.claimed):
+            if records.claim(self.run, worker):
+                self.claimed.add(worker)
+            else:
+                del joined[worker]
+                self.gate.elsewhere.add(worker)
+                self.note(f"{worker} joined, but another drain holds it: left to that gate")
         if not joined:
             return
+        self.gate.admit(joined)
         # The record comes before the first cancel: a killed gate leaves what a restore needs.
         records.save_snapshot(self.run, self.gate.snapshot)
+        leased = self.cluster.lease(
+            joined,
+            run=self.run.pk,
+            seconds=lease_seconds(self.gate.interval),
+            gate=self.run.opened_by,
+        )
+        self.gate.leased |= leased
         for worker, declarations in sorted(joined.items()):
+            names = ", ".join(sorted(queue_names(declarations)))
+            lease = "" if worker in leased else "; no lease: it does not run taskmaster.tasks"
             if declarations:
-                names = ", ".join(sorted(queue_names(declarations)))
-                self.note(f"draining {worker} (consumes {names})")
+                self.note(f"draining {worker} (consumes {names}{lease})")
             else:  # nothing to record, so nothing a restore could put back
                 self.note(
                     f"{worker} consumes no queues: drained already (an earlier gate, a gate on "
-                    "another database)? ./manage.py resume_consumers restores an earlier drain"
+                    f"another database)?{lease} ./manage.py resume_consumers restores an "
+                    "earlier drain"
                 )
         self.cancel({w: queue_names(q) for w, q in joined.items()})
 
-    def _ping(self) -> set[str]:
-        answered = self.cluster.ping()
-        if not answered and not self.gate.snapshot:
-            answered = self.cluster.ping()  # one retry: a reply can be late on a busy broker
-            if not answered:
-                self.note("no worker answered: nothing to drain (is the broker URL right?)")
-        duplicates = {name for name, count in answered.items() if count > 1}
-        if duplicates and not self.gate.snapshot:
-            raise DuplicateWorkers(
-                ", ".join(f"{answered[n]} workers answer as {n}" for n in sorted(duplicates))
-                + " (give each worker a unique -n node name)"
-            )
-        for name in sorted(duplicates - self.gate.duplicates):
-            self.note(f"configuration error: {answered[name]} workers now answer as {name}")
-        self.gate.duplicates = duplicates
-        return set(answered)
+    def renew_lease(self, workers: list[str]) -> None:
+        holders = self.gate.leased.intersection(workers)
+        if holders:
+            seconds = lease_seconds(self.gate.interval)
+            self.cluster.lease(holders, run=self.run.pk, seconds=seconds, gate=self.run.opened_by)
+            records.renew_lease(self.run, _utc(self.clock() + seconds))
 
     def cancel(self, workers: dict[str, set[str]]) -> dict[str, set[str]]:
         """Cancel these consumers; Celery answers first, so verify and retry.
@@ -219,44 +220,15 @@ class Drain:
         for attempt in range(CANCEL_ATTEMPTS):
             if not left:
                 break
-            for worker, names in sorted(left.items()):
-                for name in sorted(names):
-                    self.cluster.cancel(worker, name)
-            self.sleep(0.1 * (attempt + 1))
-            current = self.cluster.queues(sorted(left))
+            self.cluster.cancel(left)
+            self.sleep(0.05 * (attempt + 1))
+            current = self.cluster.queues(left)
             left = {
                 w: still
                 for w, names in left.items()
                 if (still := names & queue_names(current.get(w, [])))
             }
         return left
-
-    def poll(self) -> Decision:
-        started = self.clock()
-        self.discover()
-        workers = self.gate.workers
-        consuming: dict[str, set[str]] = {}
-        inspection = Inspection(answered=frozenset(), tasks=())
-        if workers:
-            current = self.cluster.queues(workers)
-            # A consumer can come back (a worker restarted, an add_consumer by hand).
-            consuming = self.cancel(self.gate.still_consuming(current))
-            # Ask only the workers that just answered: a silent one would cost a reply
-            # timeout per call, and it is a blocker either way.
-            answering = [w for w in workers if w in current]
-            if answering:
-                inspection = self.cluster.inspect_tasks(answering)
-            if not inspection.answered:
-                # Nobody answers: our own connection may be the one that is broken.
-                self.cluster.reconnect(retries=0)
-            self.notice_departures(inspection)
-        now = self.clock()
-        decision = self.gate.decide(inspection, consuming, now=now)
-        records.record_blockers(self.run, decision.blockers, at=_utc(now))
-        self.observer.polled(self.gate, decision, now)
-        # The interval runs from the start of one poll to the start of the next.
-        wait = max(0.0, decision.wait_seconds - (now - started))
-        return Decision(decision.verdict, decision.blockers, wait)
 
     def notice_departures(self, inspection: Inspection) -> None:
         offline = self.events.offline if self.events else set()
@@ -265,52 +237,138 @@ class Drain:
                 self.gate.leave(worker)
                 self.note(f"{worker} shut down cleanly (worker-offline): not a blocker")
 
-    def wait(self, seconds: float) -> None:
-        """Sleep until the next poll; a task ending or a worker leaving wakes it early."""
+    def wait(self, decision: Decision) -> None:
+        """Until the next full poll; back at once when every blocker may be over."""
         if self.events:
             self.events.activity.clear()
-        end = self.clock() + seconds
+        watch = Watch(decision.blockers, now=self.clock())
+        end = self.clock() + decision.wait_seconds
+        look = self.clock() + WATCH_EVERY
         while not self.stop.signum and (left := end - self.clock()) > 0:
             if self.events and self.events.activity.is_set():
-                return
+                return  # a task ended or a worker left (events from workers run with -E)
+            if self.clock() >= look:
+                asked = self.clock()
+                if watch.over(self.cluster, now=asked):
+                    return
+                # A big backlog makes a look slow: never spend more than a fifth of the time on it.
+                look = self.clock() + max(WATCH_EVERY, 4 * (self.clock() - asked))
+            self.sleep(min(0.05, left))
+
+    def pause(self, seconds: float) -> None:
+        end = self.clock() + seconds
+        while not self.stop.signum and (left := end - self.clock()) > 0:
             self.sleep(min(0.1, left))
 
     # -- verdict ----------------------------------------------------------------------
 
-    def finish(
-        self, verdict: Verdict, blockers: tuple[Blocker, ...], *, configuration_error: bool = False
-    ) -> Outcome:
-        problems = None if verdict is Verdict.CLEAR else self.restore()
-        outcome = Outcome(
-            configuration_error=configuration_error,
+    def finish(self, verdict: Verdict, blockers: tuple[Blocker, ...]) -> Outcome:
+        outcome = self.outcome(verdict, blockers)
+        if verdict == Verdict.CLEAR:
+            outcome.hold_until = self.hold_drain()
+        else:
+            if verdict == Verdict.BLOCKED:
+                self.note(f"deadline passed with {len(blockers):,} blocker(s): restoring consumers")
+            outcome.restore_problems = self.restore()
+        return self.close(outcome)
+
+    def fail(self, failure: GateError, last: Decision) -> Outcome:
+        self.note(f"{failure}; restoring consumers")
+        outcome = self.outcome(Verdict.ERROR, last.blockers)
+        outcome.failure = failure
+        outcome.restore_problems = self.restore()
+        return self.close(outcome)
+
+    def outcome(self, verdict: Verdict, blockers: tuple[Blocker, ...]) -> Outcome:
+        return Outcome(
             verdict=verdict,
-            run=self.run,
-            gate=self.gate,
+            started_at=self.run.started_at,
+            timeout=self.gate.timeout,
+            interval=self.gate.interval,
+            hold=self.hold,
+            broker=self.run.broker,
+            run_id=self.run.pk,
             blockers=blockers,
-            restore_problems=problems,
+            gone=sorted(self.gate.gone),
             signum=self.stop.signum,
             notes=self.notes,
         )
-        records.close_run(
-            self.run,
-            verdict=verdict,
-            final_blockers=blockers,
-            restore_problems=problems,
-            report=outcome.as_json(),
+
+    def close(self, outcome: Outcome) -> Outcome:
+        """Record the verdict; a database that fails now undoes a clear (never unrecorded)."""
+        outcome.workers = worker_reports(self.gate)
+        outcome.finished_at = datetime.now(timezone.utc)
+        try:
+            self.blockers.close(outcome.blockers)
+            records.close_run(self.run, outcome)
+        except DatabaseError as exc:
+            logger.exception("gate run #%s: cannot record the verdict", self.run.pk)
+            if outcome.restore_problems is None:
+                outcome.restore_problems = self.restore()
+            outcome.failure = GateFailed(
+                f"the database failed while recording the verdict ({exc}); consumers restored. "
+                "The run stays open there: run ./manage.py resume_consumers once it is back"
+            )
+            outcome.verdict = Verdict.ERROR
+        logger.info(
+            "gate run #%s: %s (exit %s), %d worker(s), %d blocker(s)",
+            self.run.pk,
+            outcome.verdict,
+            outcome.exit_code,
+            len(outcome.workers),
+            len(outcome.blockers),
         )
         return outcome
 
+    def hold_drain(self) -> datetime | None:
+        """After a clear: the workers stay drained for the hold time, then consume again."""
+        holders = self.gate.leased.intersection(self.gate.workers)
+        if not holders:
+            return None
+        held = self.cluster.lease(
+            holders, run=self.run.pk, seconds=self.hold, gate=self.run.opened_by
+        )
+        for worker in sorted(holders - held):
+            self.note(
+                f"{worker} did not confirm the hold: it consumes again when its lease runs out"
+            )
+        until = _utc(self.clock() + self.hold)
+        logger.info("gate run #%s: clear; drain held until %s", self.run.pk, until.isoformat())
+        return until
+
     def restore(self) -> list[str]:
         try:
-            return restore(
+            problems = restore(
                 self.cluster,
                 self.gate.snapshot,
+                run=self.run.pk,
                 skip=self.gate.gone,
                 sleep=self.sleep,
                 note=self.note,
             )
         except BrokerUnavailable as exc:
-            return [f"{exc}; every recorded worker may still be drained: " + _who(self.gate)]
+            problems = [f"{exc}; every recorded worker may still be drained: {_who(self.gate)}"]
+        if problems:
+            logger.warning("gate run #%s: restore incomplete: %s", self.run.pk, "; ".join(problems))
+        else:
+            logger.info("gate run #%s: consumers restored on %s", self.run.pk, _who(self.gate))
+        return problems
+
+    # -- telling the observer ----------------------------------------------------------
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        logger.info("gate run #%s: %s", self.run.pk, text)
+        self.tell(lambda observer: observer.note(text))
+
+    def tell(self, message: Callable[[Observer], None]) -> None:
+        if self.observer is None:
+            return
+        try:
+            message(self.observer)
+        except Exception:  # output is never worth a drained fleet: go on without it
+            logger.exception("gate run #%s: the report failed; going on without it", self.run.pk)
+            self.observer = None
 
 
 def _who(gate: Gate) -> str:

@@ -7,22 +7,22 @@ blocks and when the verdict is reached. Unit tests drive it with recorded snapsh
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from typing import Any
+
+from django.db.models import TextChoices
 
 from taskmaster.cluster import Inspection, Queues, TaskSeen, queue_names
 from taskmaster.registry import Classification, Registry
 
 
-class Verdict(str, enum.Enum):
-    CLEAR = "clear"
-    BLOCKED = "blocked"
-    INTERRUPTED = "interrupted"
-    ERROR = "error"
+class Verdict(TextChoices):
+    """How a gate ended; the one definition (GateRun.verdict uses it too)."""
 
-    def __str__(self) -> str:
-        return self.value
+    CLEAR = "clear", "clear"
+    BLOCKED = "blocked", "blocked"
+    INTERRUPTED = "interrupted", "interrupted"
+    ERROR = "error", "error"
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class Blocker:
     classification: str
     reason: str
     args: str = ""
+    eta: float | None = None  # when a scheduled task is due (wall-clock seconds)
     # For a worker that stopped answering: the tasks it was last seen holding. If it was
     # killed, the early-acked ones among them are lost; a deploy now would lose the rest.
     last_seen: tuple[str, ...] = ()
@@ -92,6 +93,7 @@ def task_blocker(
         classification=str(classification),
         reason=reason,
         args=task.args,
+        eta=task.eta.timestamp() if task.eta is not None else None,
     )
 
 
@@ -130,6 +132,8 @@ class Gate:
     duplicates: set[str] = field(default_factory=set)  # node names two workers answer as
     # The tasks each worker held at the last poll it answered (running or prefetched).
     last_seen: dict[str, tuple[TaskSeen, ...]] = field(default_factory=dict)
+    leased: set[str] = field(default_factory=set)  # workers that hold the drain lease
+    elsewhere: set[str] = field(default_factory=set)  # workers another drain holds
 
     @property
     def deadline(self) -> float:
@@ -139,16 +143,20 @@ class Gate:
     def workers(self) -> list[str]:
         return sorted(w for w in self.snapshot if w not in self.gone)
 
-    def record(self, queues: Queues) -> Queues:
-        """Add the workers not seen before to the snapshot; return them (to drain).
+    def newcomers(self, queues: Queues) -> Queues:
+        """The workers of a discovery that this gate has not drained yet.
 
         A worker that left and answers again is back in the drain; its recorded queues
         stay as they were before the drain.
         """
         self.gone -= set(queues)
-        joined = {w: q for w, q in queues.items() if w not in self.snapshot}
-        self.snapshot.update(joined)
-        return joined
+        return {
+            w: q for w, q in queues.items() if w not in self.snapshot and w not in self.elsewhere
+        }
+
+    def admit(self, queues: Queues) -> None:
+        """Record these workers' consumers: this gate drains them and restores them."""
+        self.snapshot.update(queues)
 
     def leave(self, worker: str) -> None:
         """The worker shut down cleanly: not a blocker, nothing to restore on it."""

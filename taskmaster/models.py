@@ -6,20 +6,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import models
-from django.db.models import Count, Max, OuterRef, Q, Subquery, Value
+from django.db.models import Count, Max, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+
+from taskmaster.gate import Verdict
+from taskmaster.registry import Classification
 
 # "Deploys blocked lately" on the admin page: long enough to see a pattern, short enough
 # that a task fixed last quarter drops out of the worst offenders.
 RECENT_WINDOW = timedelta(days=30)
-
-
-class Verdict(models.TextChoices):
-    CLEAR = "clear", "clear"
-    BLOCKED = "blocked", "blocked"
-    INTERRUPTED = "interrupted", "interrupted"
-    ERROR = "error", "error"
 
 
 class GateRunQuerySet(models.QuerySet["GateRun"]):
@@ -31,13 +27,18 @@ class GateRunQuerySet(models.QuerySet["GateRun"]):
         """The drain ``resume_consumers`` restores: the open one, else the latest."""
         return self.open().first() or self.order_by("-started_at", "-pk").first()
 
+    def that_drained_workers(self) -> GateRunQuerySet:
+        """Runs that found workers: evidence that this database's gates have a fleet."""
+        return self.exclude(snapshot={})
+
 
 class GateRun(models.Model):
     """One run of ``prepare_deploy``.
 
     Written before the first cancel, so that whatever happens to the gate process, the
     snapshot of every worker's consumers is on record for ``resume_consumers``. While
-    ``is_open`` is true no other drain may start: the database enforces it.
+    ``is_open`` is true its workers are claimed (``DrainedWorker``): no other drain may
+    touch them, and the database enforces it.
     """
 
     started_at = models.DateTimeField(auto_now_add=True)
@@ -46,6 +47,9 @@ class GateRun(models.Model):
     is_open = models.BooleanField(default=True)
     timeout = models.FloatField()
     interval = models.FloatField()
+    hold = models.FloatField(null=True, blank=True)  # seconds a clear verdict holds the drain
+    # Until when the workers' drain lease runs, as last renewed: after a clear, the hold.
+    lease_until = models.DateTimeField(null=True, blank=True)
     user = models.CharField(max_length=150, blank=True)
     host = models.CharField(max_length=255, blank=True)
     pid = models.PositiveIntegerField(null=True, blank=True)
@@ -63,11 +67,6 @@ class GateRun(models.Model):
 
     class Meta:
         ordering = ["-started_at", "-pk"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["is_open"], condition=Q(is_open=True), name="taskmaster_one_open_drain"
-            )
-        ]
 
     def __str__(self) -> str:
         return f"gate run #{self.pk} ({self.verdict or 'open'})"
@@ -84,6 +83,20 @@ class GateRun(models.Model):
         return f"{who}, CI job {self.ci_job}" if self.ci_job else who
 
 
+class DrainedWorker(models.Model):
+    """A worker claimed by an open drain: the lock, one row per worker.
+
+    Two gates may drain disjoint workers at once (a rolling deploy, a pod's ``preStop``);
+    the unique hostname refuses the second claim on a worker.
+    """
+
+    run = models.ForeignKey(GateRun, on_delete=models.CASCADE, related_name="claims")
+    hostname = models.CharField(max_length=255, unique=True)
+
+    def __str__(self) -> str:
+        return f"{self.hostname} (gate run #{self.run_id})"
+
+
 class BlockerQuerySet(models.QuerySet["Blocker"]):
     def of_task(self, name: str) -> BlockerQuerySet:
         return self.filter(name=name)
@@ -97,13 +110,17 @@ class BlockerQuerySet(models.QuerySet["Blocker"]):
 
 
 class Blocker(models.Model):
-    """Something that blocked a gate run at some poll (kept for the task history)."""
+    """Something that blocked a gate run (kept for the task history): one row per task and
+    worker, whatever states it went through (prefetched, then running)."""
 
     run = models.ForeignKey(GateRun, on_delete=models.CASCADE, related_name="blockers")
     task_id = models.CharField(max_length=255)  # the hostname for a worker blocker
     name = models.CharField(max_length=255, blank=True, db_index=True)
     worker = models.CharField(max_length=255)
-    state = models.CharField(max_length=16)
+    state = models.CharField(max_length=16)  # the last one seen
+    states = models.CharField(
+        max_length=100, blank=True
+    )  # every one seen, in order: "reserved, active"
     classification = models.CharField(max_length=16, blank=True)
     reason = models.CharField(max_length=500, blank=True)
     runtime_seconds = models.FloatField(null=True, blank=True)  # the longest seen
@@ -117,7 +134,7 @@ class Blocker(models.Model):
         ordering = ["run", "first_seen", "pk"]
         constraints = [
             models.UniqueConstraint(
-                fields=["run", "task_id", "worker", "state"], name="taskmaster_blocker_once"
+                fields=["run", "task_id", "worker"], name="taskmaster_blocker_once_per_task"
             )
         ]
 
@@ -150,7 +167,7 @@ class TaskPolicyQuerySet(models.QuerySet["TaskPolicy"]):
 
     def non_interruptible(self) -> TaskPolicyQuerySet:
         """Short and blocking tasks: a stop of their worker while they run loses them."""
-        return self.exclude(classification=TaskPolicy.Classification.INTERRUPTIBLE)
+        return self.exclude(classification=Classification.INTERRUPTIBLE)
 
     def with_blocker_stats(self, *, now: datetime | None = None) -> TaskPolicyQuerySet:
         """Annotate what each task cost the deploys, in the same query (no N+1).
@@ -179,11 +196,6 @@ class TaskPolicyQuerySet(models.QuerySet["TaskPolicy"]):
 
 class TaskPolicy(models.Model):
     """A registered task as the acks_late registry classifies it, with a person's notes."""
-
-    class Classification(models.TextChoices):
-        INTERRUPTIBLE = "interruptible", "interruptible"
-        SHORT = "short", "short"
-        BLOCKING = "blocking", "blocking"
 
     name = models.CharField(max_length=255, unique=True)
     classification = models.CharField(max_length=16, choices=Classification.choices)

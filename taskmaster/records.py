@@ -1,7 +1,8 @@
-"""Writes a gate run to the database: the lock, the snapshot, the blockers, the verdict.
+"""Writes a gate run to the database: claims, snapshot, lease, blockers, verdict.
 
-Every write is its own short transaction and happens *before* the step it protects
-(snapshot before cancel), so a gate killed at any point leaves what a restore needs.
+Every write happens *before* the step it protects (claims and snapshot before the first
+cancel), so a gate killed at any point leaves what a restore needs. Blockers are written in
+bulk, and only what changed: a poll with thousands of held tasks costs a few queries.
 """
 
 from __future__ import annotations
@@ -11,21 +12,18 @@ import os
 import socket
 import sys
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from django.db import IntegrityError, transaction
 
 from taskmaster import gate
 from taskmaster.cluster import Queues
-from taskmaster.models import Blocker, GateRun
+from taskmaster.exits import DrainOpen
+from taskmaster.models import Blocker, DrainedWorker, GateRun
+from taskmaster.outcome import Outcome
 
-
-class DrainOpen(Exception):
-    """Another drain is open; ``run`` is the one that holds the lock."""
-
-    def __init__(self, run: GateRun) -> None:
-        super().__init__(f"another drain is open: {describe_open(run)}")
-        self.run = run
+BATCH = 1000  # rows per bulk statement
 
 
 def describe_open(run: GateRun) -> str:
@@ -35,6 +33,11 @@ def describe_open(run: GateRun) -> str:
     )
     if gate_alive(run) is False:
         text += f" (process {run.pid} is gone: that gate was killed or crashed)"
+    if run.lease_until and run.lease_until < datetime.now(timezone.utc):
+        text += (
+            f"; its lease ran out at {run.lease_until:%H:%M:%S %Z}, so the workers that run "
+            "taskmaster.tasks consume again"
+        )
     return text
 
 
@@ -63,13 +66,23 @@ def ci_job() -> str:
     return env.get("CI_JOB_ID", "")
 
 
-def open_run(*, timeout: float, interval: float, broker: str) -> GateRun:
-    """Take the drain lock by creating the open GateRun (raises DrainOpen)."""
+def last_fleet() -> tuple[GateRun, list[str]] | None:
+    """The latest run that drained workers, and which: the fleet this database knows."""
+    run = GateRun.objects.that_drained_workers().first()
+    return (run, sorted(run.snapshot)) if run else None
+
+
+def open_run(
+    *, timeout: float, interval: float, hold: float, broker: str, workers: Iterable[str]
+) -> GateRun:
+    """Create the open run and claim its workers, in one transaction (raises DrainOpen)."""
+    workers = sorted(workers)
     try:
         with transaction.atomic():
-            return GateRun.objects.create(
+            run = GateRun.objects.create(
                 timeout=timeout,
                 interval=interval,
+                hold=hold,
                 user=getpass.getuser(),
                 host=socket.gethostname(),
                 pid=os.getpid(),
@@ -77,11 +90,26 @@ def open_run(*, timeout: float, interval: float, broker: str) -> GateRun:
                 command=" ".join(sys.argv)[:500],
                 broker=broker[:500],
             )
+            DrainedWorker.objects.bulk_create(DrainedWorker(run=run, hostname=w) for w in workers)
+            return run
     except IntegrityError:
-        holder = GateRun.objects.open().first()
-        if holder is None:  # closed between our insert and this read: a real race, say so
+        claim = DrainedWorker.objects.filter(hostname__in=workers).select_related("run").first()
+        if claim is None:  # released between our insert and this read: a real race, say so
             raise
-        raise DrainOpen(holder) from None
+        raise DrainOpen(
+            f"another drain is open on {claim.hostname}: {describe_open(claim.run)}. If that "
+            "gate is gone, recover with: ./manage.py resume_consumers"
+        ) from None
+
+
+def claim(run: GateRun, worker: str) -> bool:
+    """Claim a worker that joined mid-drain; False if another drain holds it."""
+    try:
+        with transaction.atomic():
+            DrainedWorker.objects.create(run=run, hostname=worker)
+    except IntegrityError:
+        return False
+    return True
 
 
 def save_snapshot(run: GateRun, snapshot: Queues) -> None:
@@ -89,68 +117,126 @@ def save_snapshot(run: GateRun, snapshot: Queues) -> None:
     run.save(update_fields=["snapshot"])
 
 
-def record_blockers(run: GateRun, blockers: Iterable[gate.Blocker], *, at: datetime) -> None:
-    """Keep every blocker seen, with the longest runtime it reached."""
-    for b in blockers:
-        row, created = Blocker.objects.get_or_create(
-            run=run,
-            task_id=b.id,
-            worker=b.worker,
-            state=b.state,
-            defaults={
-                "name": b.name,
-                "classification": b.classification,
-                "reason": b.reason[:500],
-                "runtime_seconds": b.runtime_seconds,
-                "first_seen": at,
-                "last_seen": at,
-            },
-        )
-        if not created:
+def renew_lease(run: GateRun, until: datetime) -> None:
+    run.lease_until = until
+    run.save(update_fields=["lease_until"])
+
+
+@dataclass
+class _Seen:
+    row: Blocker
+    present: bool = True  # seen at the last poll
+
+
+class BlockerLog:
+    """The blockers of one run, kept in memory and written to the database in bulk.
+
+    Each poll writes the new blockers, those whose state changed, and those that went away
+    (their last sighting is final); rows still present are written once more at the verdict.
+    """
+
+    def __init__(self, run: GateRun) -> None:
+        self.run = run
+        self.seen: dict[tuple[str, str], _Seen] = {}
+
+    def record(self, blockers: Iterable[gate.Blocker], *, at: datetime) -> None:
+        new: list[Blocker] = []
+        changed: list[Blocker] = []
+        now_present: set[tuple[str, str]] = set()
+        for b in blockers:
+            key = (b.id, b.worker)
+            now_present.add(key)
+            seen = self.seen.get(key)
+            if seen is None:
+                row = Blocker(
+                    run=self.run,
+                    task_id=b.id,
+                    name=b.name,
+                    worker=b.worker,
+                    state=b.state,
+                    states=b.state,
+                    classification=b.classification,
+                    reason=b.reason[:500],
+                    runtime_seconds=b.runtime_seconds,
+                    first_seen=at,
+                    last_seen=at,
+                )
+                self.seen[key] = _Seen(row)
+                new.append(row)
+                continue
+            row = seen.row
             row.last_seen = at
             if b.runtime_seconds is not None:
                 row.runtime_seconds = max(row.runtime_seconds or 0, b.runtime_seconds)
-            row.save(update_fields=["last_seen", "runtime_seconds"])
+            if row.state != b.state or not seen.present:
+                row.state = b.state
+                if b.state not in row.states.split(", "):
+                    row.states = f"{row.states}, {b.state}"[:100]
+                row.reason = b.reason[:500]
+                changed.append(row)
+            seen.present = True
+        for key, seen in self.seen.items():
+            if seen.present and key not in now_present:
+                seen.present = False
+                changed.append(seen.row)  # gone: its last sighting is final
+        with transaction.atomic():
+            Blocker.objects.bulk_create(new, batch_size=BATCH)
+            _update(changed)
+
+    def close(self, final: Iterable[gate.Blocker]) -> None:
+        """At the verdict: the last sighting of those still present, and which still block."""
+        still = {(b.id, b.worker) for b in final}
+        rows = []
+        for key, seen in self.seen.items():
+            seen.row.at_verdict = key in still
+            if seen.present or seen.row.at_verdict:
+                rows.append(seen.row)
+        _update(rows)
 
 
-def close_run(
-    run: GateRun,
-    *,
-    verdict: gate.Verdict,
-    final_blockers: Iterable[gate.Blocker],
-    restore_problems: list[str] | None,
-    report: dict[str, object],
-) -> None:
-    """Write the verdict. The lock is released unless consumers may still be cancelled.
+def _update(rows: list[Blocker]) -> None:
+    Blocker.objects.bulk_update(
+        rows,
+        ["state", "states", "reason", "runtime_seconds", "last_seen", "at_verdict"],
+        batch_size=BATCH,
+    )
 
-    ``restore_problems`` is None when no restore was due (a clear verdict), empty when
-    the restore was verified, and lists what is missing otherwise: the drain then stays
+
+def close_run(run: GateRun, outcome: Outcome) -> None:
+    """Write the verdict. The claims are released unless consumers may still be cancelled.
+
+    ``outcome.restore_problems`` is None when no restore was due (a clear verdict), empty
+    when the restore was verified, and lists what is missing otherwise: the drain then stays
     open, so the next gate says how to recover instead of recording a drained fleet.
     """
-    now = datetime.now(timezone.utc)
     with transaction.atomic():
-        for b in final_blockers:
-            run.blockers.filter(task_id=b.id, worker=b.worker, state=b.state).update(
-                at_verdict=True
-            )
-        run.verdict = str(verdict)
-        run.finished_at = now
-        run.report = report
-        if restore_problems is not None:
-            run.restore_problems = restore_problems
-            run.restored_at = None if restore_problems else now
-        run.is_open = bool(restore_problems)
+        run.verdict = str(outcome.verdict)
+        run.finished_at = outcome.finished_at
+        run.report = outcome.as_json()
+        if outcome.restore_problems is not None:
+            run.restore_problems = outcome.restore_problems
+            run.restored_at = None if outcome.restore_problems else outcome.finished_at
+            run.lease_until = None  # released
+        else:
+            run.lease_until = outcome.hold_until
+        run.is_open = bool(outcome.restore_problems)
         run.save()
+        if not run.is_open:
+            run.claims.all().delete()
 
 
 def mark_restored(run: GateRun, problems: list[str]) -> None:
     """After ``resume_consumers``: close the drain if everything is back."""
     now = datetime.now(timezone.utc)
-    run.restore_problems = problems
-    if not problems:
-        run.restored_at = now
-        run.is_open = False
-        if not run.verdict:  # the gate was killed before its verdict
-            run.verdict = str(gate.Verdict.INTERRUPTED)
-            run.finished_at = now
-    run.save()
+    with transaction.atomic():
+        run.restore_problems = problems
+        if not problems:
+            run.restored_at = now
+            run.is_open = False
+            run.lease_until = None
+            if not run.verdict:  # the gate was killed before its verdict
+                run.verdict = str(gate.Verdict.INTERRUPTED)
+                run.finished_at = now
+        run.save()
+        if not run.is_open:
+            run.claims.all().delete()

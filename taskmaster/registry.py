@@ -8,19 +8,22 @@ the short-task limit (the worker will finish it soon), *blocking* otherwise.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from typing import Any
 
+from django.db.models import TextChoices
 
-class Classification(str, enum.Enum):
-    INTERRUPTIBLE = "interruptible"
-    SHORT = "short"
-    BLOCKING = "blocking"
-    UNKNOWN = "unknown"  # a task the worker runs but the deployer's code does not register
 
-    def __str__(self) -> str:
-        return self.value
+class Classification(TextChoices):
+    """What stopping a worker does to a task; the one definition (models use it too)."""
+
+    INTERRUPTIBLE = "interruptible", "interruptible"
+    SHORT = "short", "short"
+    BLOCKING = "blocking", "blocking"
+    UNKNOWN = (
+        "unknown",
+        "unknown",
+    )  # a task the worker runs but the deployer's code does not register
 
 
 def classify(*, acks_late: bool, time_limit: float | None, short_limit: float) -> Classification:

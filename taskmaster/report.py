@@ -1,12 +1,16 @@
-"""Renders a gate run: a rich live view on a terminal, plain timestamped lines elsewhere.
+"""Renders a gate for people: a rich live view on a terminal, plain timestamped lines elsewhere.
 
-The core returns data; this is the only module that formats it for people. ``--json``
-output is ``Outcome.as_json()`` dumped by the command.
+The core returns data; this is the only module that formats it. Blockers are grouped by task
+name, worst first, at most a screenful, so a backlog of thousands reads in a glance; a poll
+that saw the same picture as the last one prints nothing new. ``--json`` output is
+``Outcome.as_json()``, which keeps every blocker.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import IO, Any
 
@@ -16,21 +20,29 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from taskmaster.cluster import queue_names
-from taskmaster.drain import Outcome
+from taskmaster.exits import ExitCode
 from taskmaster.gate import Blocker, Decision, Gate, Verdict
+from taskmaster.outcome import Outcome
+from taskmaster.streams import SafeStream, safe
 
+SCREENFUL = 10  # task groups (or workers) shown at once; the rest are counted
+STATE_ORDER = ("active", "reserved", "scheduled")
 NEXT_STEP = {
     Verdict.CLEAR: (
-        "Safe to stop the workers: deploy now. Consumers stay cancelled until the workers "
-        "restart. Deploy called off? Run ./manage.py resume_consumers."
+        "Safe to stop the workers: deploy now. Their consumers stay cancelled, held by the drain "
+        "lease until the workers restart (or the hold runs out). Deploy called off? Run "
+        "./manage.py resume_consumers."
     ),
     Verdict.BLOCKED: (
-        "Do not deploy now: consumers are restored. Make the tasks below acks_late and "
+        "Do not deploy now: consumers are restored. Make the tasks above acks_late and "
         "idempotent, or bound them with a short time_limit, then try again."
     ),
     Verdict.INTERRUPTED: "The gate was stopped; consumers are restored. Nothing else to do.",
-    Verdict.ERROR: "The gate could not finish; see the notes above.",
+    Verdict.ERROR: "The gate could not finish: see the error above.",
+}
+DRY_RUN = {
+    Verdict.CLEAR: "Dry run: nothing would block a deploy now. Nothing was cancelled.",
+    Verdict.BLOCKED: "Dry run: a gate now would wait for the tasks above. Nothing was cancelled.",
 }
 RESTORE_FAILED = (
     "Some consumers could not be restored (listed). Fix what is named, then run "
@@ -45,51 +57,162 @@ def seconds(value: float | None) -> str:
     return f"{value // 60}m{value % 60:02d}s" if value >= 60 else f"{value}s"
 
 
-def blocker_line(b: Blocker, *, with_args: bool) -> str:
-    if not b.name:  # the worker itself blocks
-        return f"{b.worker} ({b.state}): {b.reason}"
-    what = f"{b.name}[{b.id}]"
-    runtime = f", running {seconds(b.runtime_seconds)}" if b.runtime_seconds is not None else ""
-    kind = f", {b.classification}" if b.classification else ""
-    args = f", args {b.args}" if with_args and b.args else ""
-    return f"{what} on {b.worker} ({b.state}{runtime}{kind}{args}): {b.reason}"
+@dataclass(frozen=True)
+class TaskGroup:
+    """The blockers of one task name: how many, in which states, the oldest, and why."""
+
+    name: str
+    classification: str
+    states: tuple[tuple[str, int], ...]  # (state, count), running first
+    workers: tuple[str, ...]
+    oldest: float | None  # the longest a task of this group has run
+    reason: str  # why the worst of them blocks
+    args: str  # the arguments of the oldest, when shown
+
+    @property
+    def count(self) -> int:
+        return sum(n for _, n in self.states)
+
+    def line(self, *, with_args: bool) -> str:
+        states = ", ".join(f"{n:,} {state}" for state, n in self.states)
+        on = ", ".join(self.workers[:3]) + (
+            f" and {len(self.workers) - 3} more" if len(self.workers) > 3 else ""
+        )
+        oldest = f", oldest running {seconds(self.oldest)}" if self.oldest is not None else ""
+        args = f", args {self.args}" if with_args and self.args else ""
+        return f"{self.name}: {states} on {on}{oldest} ({self.classification}{args}): {self.reason}"
+
+
+def worst_first(
+    blockers: tuple[Blocker, ...] | list[Blocker],
+) -> tuple[list[Blocker], list[TaskGroup]]:
+    """Worker blockers (each a line of its own), then task groups, the worst first."""
+    workers = [b for b in blockers if not b.name]
+    by_name: dict[str, list[Blocker]] = {}
+    for b in blockers:
+        if b.name:
+            by_name.setdefault(b.name, []).append(b)
+    groups = [_group(name, members) for name, members in by_name.items()]
+    # Running blocking tasks first (only time ends them), then the longest running, the most.
+    groups.sort(
+        key=lambda g: (
+            g.classification == "short",
+            dict(g.states).get("active", 0) == 0,
+            -(g.oldest or 0),
+            -g.count,
+            g.name,
+        )
+    )
+    return workers, groups
+
+
+def _group(name: str, members: list[Blocker]) -> TaskGroup:
+    counts = Counter(b.state for b in members)
+    runtimes = [b for b in members if b.runtime_seconds is not None]
+    oldest = max(runtimes, key=lambda b: b.runtime_seconds or 0) if runtimes else None
+    worst = min(members, key=lambda b: STATE_ORDER.index(b.state) if b.state in STATE_ORDER else 9)
+    return TaskGroup(
+        name=name,
+        classification=members[0].classification,
+        states=tuple((s, counts[s]) for s in STATE_ORDER if counts[s]),
+        workers=tuple(sorted({b.worker for b in members})),
+        oldest=oldest.runtime_seconds if oldest else None,
+        reason=worst.reason,
+        args=(oldest or worst).args,
+    )
+
+
+def blocker_lines(blockers: tuple[Blocker, ...], *, with_args: bool) -> list[str]:
+    """At most a screenful of lines, the worst first, and how many more there are."""
+    workers, groups = worst_first(blockers)
+    lines = [f"{b.worker} ({b.state}): {b.reason}" for b in workers]
+    lines += [g.line(with_args=with_args) for g in groups]
+    if len(lines) > SCREENFUL:
+        rest = groups[max(0, SCREENFUL - len(workers)) :]
+        more = f"… and {len(rest)} more task name(s) ({sum(g.count for g in rest):,} blockers)"
+        lines = [*lines[:SCREENFUL], f"{more}: the JSON report (--json) lists every one"]
+    return lines
+
+
+def picture(blockers: tuple[Blocker, ...]) -> tuple[Any, ...]:
+    """What a person should hear about again when it changes (runtimes grow: not those)."""
+    workers, groups = worst_first(blockers)
+    return (
+        tuple((b.worker, b.state) for b in workers),
+        tuple((g.name, g.states, g.workers) for g in groups),
+    )
+
+
+def counted(blockers: tuple[Blocker, ...]) -> str:
+    if not blockers:
+        return "no blockers"
+    names = len({b.name for b in blockers if b.name})
+    return f"{len(blockers):,} blocker(s)" + (f" ({names} task name(s))" if names else "")
+
+
+def summary(outcome: Outcome) -> str:
+    kind = "dry run, " if outcome.dry_run else ""
+    run = f", gate run #{outcome.run_id}" if outcome.run_id else ""
+    tail = f": {counted(outcome.blockers)}" if outcome.blockers else ""
+    return f"verdict: {outcome.verdict} ({kind}exit {outcome.exit_code}){run}{tail}"
 
 
 def verdict_lines(outcome: Outcome, *, with_args: bool) -> list[str]:
-    head = f"verdict: {outcome.verdict} (exit {outcome.exit_code}), gate run #{outcome.run.pk}"
-    lines = [head]
-    lines += [f"blocker: {blocker_line(b, with_args=with_args)}" for b in outcome.blockers]
+    """The verdict, what blocked it, what could not be restored, and what to do next."""
+    lines = [summary(outcome)]
+    if outcome.failure is not None:
+        lines.append(f"error: {outcome.failure}")
+    lines += [f"blocker: {line}" for line in blocker_lines(outcome.blockers, with_args=with_args)]
     lines += [f"not restored: {p}" for p in outcome.restore_problems or []]
-    lines.append(RESTORE_FAILED if outcome.restore_problems else NEXT_STEP[outcome.verdict])
+    if outcome.hold_until:
+        lines.append(f"drain held until {outcome.hold_until:%H:%M:%S %Z} by the workers' lease")
+    if outcome.restore_problems:
+        lines.append(RESTORE_FAILED)
+    elif outcome.dry_run and outcome.verdict in DRY_RUN:
+        lines.append(DRY_RUN[outcome.verdict])
+    elif outcome.verdict == Verdict.CLEAR and not outcome.workers:
+        lines.append("Nothing to drain: no worker answered. Deploy whenever you like.")
+    elif outcome.failure is None or outcome.exit_code == ExitCode.GATE_FAILED:
+        lines.append(NEXT_STEP[outcome.verdict])
     return lines
 
 
 class PlainReport:
-    """Timestamped lines for CI logs and pipes."""
+    """Timestamped lines for CI logs and pipes; an error's lines go to the error stream."""
 
-    def __init__(self, stream: IO[str], *, with_args: bool = False) -> None:
-        self.stream = stream
+    def __init__(
+        self, stream: IO[str], *, errors: IO[str] | None = None, with_args: bool = False
+    ) -> None:
+        self.stream = safe(stream)
+        self.errors = safe(errors) if errors is not None else self.stream
         self.with_args = with_args
+        self.last: tuple[Any, ...] | None = None
 
-    def line(self, text: str) -> None:
+    def line(self, text: str, *, stream: SafeStream | None = None) -> None:
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        self.stream.write(f"{stamp} {text}\n")
-        self.stream.flush()
+        out = stream or self.stream
+        out.write(f"{stamp} {text}\n")
+        out.flush()
 
     def note(self, text: str) -> None:
         self.line(text)
 
     def polled(self, gate: Gate, decision: Decision, now: float) -> None:
-        left = seconds(gate.deadline - now)
+        now_picture = (len(gate.workers), picture(decision.blockers))
+        if now_picture == self.last:
+            return  # nothing new to say: the same blockers as the last poll
+        self.last = now_picture
         self.line(
-            f"poll: {len(gate.workers)} worker(s), {len(decision.blockers)} blocker(s), {left} left"
+            f"poll: {len(gate.workers)} worker(s), {counted(decision.blockers)}, "
+            f"{seconds(gate.deadline - now)} left"
         )
-        for b in decision.blockers:
-            self.line(f"  {blocker_line(b, with_args=self.with_args)}")
+        for text in blocker_lines(decision.blockers, with_args=self.with_args):
+            self.line(f"  {text}")
 
     def finish(self, outcome: Outcome) -> None:
+        stream = self.errors if outcome.failure is not None else self.stream
         for text in verdict_lines(outcome, with_args=self.with_args):
-            self.line(text)
+            self.line(text, stream=stream)
 
     def close(self) -> None:
         self.stream.flush()
@@ -99,46 +222,62 @@ class LiveReport:
     """A rich live view for a person at a terminal, and a verdict panel at the end."""
 
     def __init__(self, stream: IO[str], *, with_args: bool = False) -> None:
-        self.console = Console(file=stream, force_terminal=True)
+        # The raw stream, not Django's OutputWrapper: it adds a newline to every write, which
+        # leaves a line of each redraw in the scrollback.
+        self.console = Console(file=safe(stream), force_terminal=True)  # type: ignore[arg-type]
         self.with_args = with_args
         self.live = Live(Text("discovering workers…"), console=self.console, auto_refresh=False)
         self.live.start()
 
     def note(self, text: str) -> None:
-        self.console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {text}")
+        self.console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {text}", highlight=False)
 
     def polled(self, gate: Gate, decision: Decision, now: float) -> None:
         self.live.update(self.view(gate, decision, now), refresh=True)
 
     def view(self, gate: Gate, decision: Decision, now: float) -> Group:
-        by_worker: dict[str, list[Blocker]] = {}
-        for b in decision.blockers:
-            by_worker.setdefault(b.worker, []).append(b)
-        workers = Table(title="Workers", expand=True)
+        blocked = Counter(b.worker for b in decision.blockers)
+        silent = {b.worker: b.state for b in decision.blockers if not b.name}
+        workers = Table(title="Workers", expand=True, title_justify="left")
         for column in ("worker", "recorded queues", "state"):
             workers.add_column(column)
-        for worker in gate.workers:
-            state = _worker_state(by_worker.get(worker, []))
-            names = ", ".join(sorted(queue_names(gate.snapshot[worker]))) or "-"
-            workers.add_row(worker, names, state)
-        blockers = Table(title="Blockers", expand=True)
-        for column in ("task", "worker", "state", "running", "why"):
-            blockers.add_column(column)
-        for b in decision.blockers:
-            task = f"{b.name}\n[dim]{b.id}[/]" if b.name else "-"
-            blockers.add_row(task, b.worker, b.state, seconds(b.runtime_seconds), b.reason)
-        left = f"time left: [bold]{seconds(gate.deadline - now)}[/]"
-        return Group(workers, blockers if decision.blockers else Text("no blockers"), left)
+        for worker in gate.workers[:SCREENFUL]:
+            names = ", ".join(sorted(q["name"] for q in gate.snapshot[worker])) or "-"
+            workers.add_row(worker, names, _worker_state(silent.get(worker), blocked[worker]))
+        if len(gate.workers) > SCREENFUL:
+            workers.add_row(f"… and {len(gate.workers) - SCREENFUL} more", "", "")
+        parts: list[Any] = [workers]
+        if decision.blockers:
+            parts.append(self.blockers(decision.blockers))
+        else:
+            parts.append(Text("no blockers"))
+        parts.append(Text.from_markup(f"time left: [bold]{seconds(gate.deadline - now)}[/]"))
+        return Group(*parts)
+
+    def blockers(self, blockers: tuple[Blocker, ...]) -> Table:
+        table = Table(title="Blockers, worst first", expand=True, title_justify="left")
+        for column in ("task", "count", "states", "oldest", "why"):
+            table.add_column(column)
+        workers, groups = worst_first(blockers)
+        for b in workers:
+            table.add_row(b.worker, "1", b.state, "-", b.reason)
+        shown = groups[: max(0, SCREENFUL - len(workers))]
+        for g in shown:
+            states = ", ".join(f"{n:,} {s}" for s, n in g.states)
+            table.add_row(g.name, f"{g.count:,}", states, seconds(g.oldest), g.reason)
+        if len(groups) > len(shown):
+            rest = groups[len(shown) :]
+            table.add_row(f"… and {len(rest)} more", f"{sum(g.count for g in rest):,}", "", "", "")
+        return table
 
     def finish(self, outcome: Outcome) -> None:
         self.live.stop()
         lines = verdict_lines(outcome, with_args=self.with_args)
-        ok = outcome.exit_code == 0
         self.console.print(
             Panel(
-                "\n".join(lines[1:]),
+                Text("\n".join(lines[1:])),
                 title=f"[bold]{str(outcome.verdict).upper()}[/] — {lines[0]}",
-                border_style="green" if ok else "red",
+                border_style="green" if outcome.exit_code == 0 else "red",
             )
         )
 
@@ -146,20 +285,20 @@ class LiveReport:
         self.live.stop()
 
 
-def _worker_state(blockers: list[Blocker]) -> str:
-    states = {b.state for b in blockers}
-    if "unresponsive" in states:
+def _worker_state(silent: str | None, blockers: int) -> str:
+    if silent == "unresponsive":
         return "[red]unresponsive[/]"
-    if "consuming" in states:
+    if silent == "consuming":
         return "[yellow]still consuming[/]"
+    if silent:
+        return f"[red]{silent}[/]"
     if blockers:
-        return f"[red]drained, {len(blockers)} blocker(s)[/]"
+        return f"[red]drained, {blockers:,} blocker(s)[/]"
     return "[green]drained, safe[/]"
 
 
-def human_report(stream: Any, *, with_args: bool) -> PlainReport | LiveReport:
+def human_report(stream: Any, *, errors: Any, with_args: bool) -> PlainReport | LiveReport:
     """A live view on a terminal, plain lines otherwise (CI, pipes, files)."""
-    isatty = getattr(stream, "isatty", lambda: False)
-    if isatty():
+    if safe(stream).isatty():
         return LiveReport(stream, with_args=with_args)
-    return PlainReport(stream, with_args=with_args)
+    return PlainReport(stream, errors=errors, with_args=with_args)

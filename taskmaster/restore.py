@@ -1,4 +1,5 @@
-"""Restore a drain: put back every recorded consumer on its own worker, and verify it."""
+"""Restore a drain: end the workers' lease, put back every recorded consumer on its own
+worker, and verify it."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ def restore(
     cluster: Cluster,
     snapshot: Queues,
     *,
+    run: int | None,
     skip: set[str] | frozenset[str] = frozenset(),
     missing_ok: bool = False,
     sleep: Callable[[float], None] = time.sleep,
@@ -22,11 +24,15 @@ def restore(
 ) -> list[str]:
     """Put back every recorded consumer on its own worker and verify it; list what is not.
 
+    The lease of ``run`` is released first: a worker that holds it consumes its leased
+    queues again by itself (those of an earlier drain it still held too); then every
+    recorded queue missing on a worker is added with its full declaration, and verified.
     ``skip``: workers known to be gone (they shut down cleanly; a restart restores them).
     ``missing_ok``: a worker that does not answer is said, not counted as a problem (the
     operator knows it is gone for good).
     """
     workers = sorted(w for w, queues in snapshot.items() if queues and w not in skip)
+    cluster.release(sorted(w for w in snapshot if w not in skip), run=run)
     missing: dict[str, list[dict[str, Any]]] = {}
     unanswered: list[str] = workers
     for attempt in range(RESTORE_ATTEMPTS + 1):

@@ -7,6 +7,7 @@ Gates run as ``manage.py`` subprocesses: real exit codes, real signals, real out
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -27,6 +28,29 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
 BROKERS = {"rabbitmq": RABBITMQ_URL, "redis": REDIS_URL, "filesystem": "filesystem://"}
 
 
+# The keys of prepare_deploy's --json report, on every exit (docs/usage.md).
+REPORT_KEYS = {
+    "verdict",
+    "exit_code",
+    "dry_run",
+    "error",
+    "run_id",
+    "started_at",
+    "finished_at",
+    "timeout",
+    "interval",
+    "hold",
+    "hold_until",
+    "broker",
+    "workers",
+    "blockers",
+    "gone",
+    "restored",
+    "restore_problems",
+    "notes",
+}
+
+
 @dataclass
 class Result:
     out: str
@@ -36,6 +60,13 @@ class Result:
     @property
     def text(self) -> str:
         return self.out + self.err
+
+    def report(self) -> dict[str, Any]:
+        """The one JSON object on stdout, with every key of the contract and its exit code."""
+        report: dict[str, Any] = json.loads(self.out)  # one object, nothing else
+        assert set(report) == REPORT_KEYS, sorted(set(report) ^ REPORT_KEYS)
+        assert report["exit_code"] == self.code
+        return report
 
 
 @dataclass
@@ -81,7 +112,12 @@ class Lab:
         return self.env_for()
 
     def env_for(
-        self, *, settings: str | None = None, broker_url: str | None = None
+        self,
+        *,
+        settings: str | None = None,
+        broker_url: str | None = None,
+        extra: dict[str, str] | None = None,
+        without_django: bool = False,
     ) -> dict[str, str]:
         env = {
             k: v
@@ -96,6 +132,9 @@ class Lab:
             TASKMASTER_VAR_DIR=str(self.var_dir),
             PYTHONUNBUFFERED="1",
         )
+        env.update(extra or {})
+        if without_django:
+            del env["DJANGO_SETTINGS_MODULE"]
         return env
 
     # -- workers ---------------------------------------------------------------------
@@ -109,6 +148,8 @@ class Lab:
         pool: str = "prefork",
         prefetch: int = 4,
         settings: str | None = None,
+        app: str = "project",
+        django: bool = True,
         wait: bool = True,
     ) -> Worker:
         """Start ``celery worker``; ``queues=[]`` consumes the settings' task_queues (no -Q)."""
@@ -116,7 +157,7 @@ class Lab:
         log = self.var_dir / f"{name}-{len(self.workers)}.log"
         queues = [self.queue] if queues is None else queues
         args = [
-            sys.executable, "-m", "celery", "-A", "project", "worker",
+            sys.executable, "-m", "celery", "-A", app, "worker",
             "-n", node, "-c", str(concurrency), "-P", pool,
             "--prefetch-multiplier", str(prefetch),
             "--without-mingle", "--without-gossip", "-l", "info",
@@ -127,7 +168,7 @@ class Lab:
             process = subprocess.Popen(
                 args,
                 cwd=ROOT,
-                env=self.env_for(settings=settings),
+                env=self.env_for(settings=settings, without_django=not django),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group, so teardown kills the pool too
@@ -158,6 +199,13 @@ class Lab:
         replies = self.app.control.inspect(destination=nodes, timeout=2.0).active_queues() or {}
         return {node: sorted(q["name"] for q in queues) for node, queues in replies.items()}
 
+    def leases(self, nodes: list[str]) -> dict[str, dict[str, Any]]:
+        """The drain lease each worker holds ({} for none), from taskmaster.tasks."""
+        replies = self.app.control.broadcast(
+            "taskmaster_lease_status", destination=nodes, reply=True, timeout=2.0, limit=len(nodes)
+        )
+        return {node: reply for answer in replies for node, reply in answer.items()}
+
     def active_tasks(self, node: str) -> list[dict[str, Any]]:
         replies = self.app.control.inspect(destination=[node], timeout=2.0).active() or {}
         return list(replies.get(node, []))
@@ -186,25 +234,32 @@ class Lab:
 
     # -- the gate as a user runs it --------------------------------------------------
 
-    def manage(self, *args: str, timeout: float = 120, broker_url: str | None = None) -> Result:
+    def manage(
+        self,
+        *args: str,
+        timeout: float = 120,
+        broker_url: str | None = None,
+        settings: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Result:
         proc = subprocess.run(
             [sys.executable, "manage.py", *args],
             cwd=ROOT,
-            env=self.env_for(broker_url=broker_url),
+            env=self.env_for(settings=settings, broker_url=broker_url, extra=env),
             capture_output=True,
             text=True,
             timeout=timeout,
         )
         return Result(proc.stdout, proc.stderr, proc.returncode)
 
-    def start_gate(self, *args: str, broker_url: str | None = None) -> subprocess.Popen[str]:
+    def start_gate(
+        self, *args: str, broker_url: str | None = None, **popen: Any
+    ) -> subprocess.Popen[str]:
         proc = subprocess.Popen(
             [sys.executable, "manage.py", "prepare_deploy", *args],
             cwd=ROOT,
             env=self.env_for(broker_url=broker_url),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+            **{"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, **popen},
         )
         self.gates.append(proc)
         return proc

@@ -97,7 +97,7 @@ def test_an_unknown_key_is_an_error_that_lists_the_known_ones() -> None:
 
 def test_taskmaster_must_be_a_dict() -> None:
     with override_settings(TASKMASTER=[("TIMEOUT", 30)]):
-        assert ids(check_settings()) == ["taskmaster.E002"]
+        assert ids(check_settings()) == ["taskmaster.E008"]
         assert check_tasks() == []  # the settings error is what to fix first
 
 

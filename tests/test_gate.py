@@ -54,7 +54,7 @@ def gate(timeout: float = 600, registry: Any = None) -> Gate:
         timeout=timeout,
         interval=20,
     )
-    g.record(SNAPSHOT["active_queues"])
+    g.admit(SNAPSHOT["active_queues"])
     return g
 
 
@@ -121,7 +121,7 @@ def test_unknown_task_prefetched_blocks() -> None:
 
 def test_worker_that_does_not_answer_is_a_blocker() -> None:
     g = gate()
-    g.record({"w2@lab": [{"name": "celery"}]})
+    g.admit({"w2@lab": [{"name": "celery"}]})
     blockers = g.blockers(recorded(), {}, now=NOW)
     assert ("w2@lab", "unresponsive") in [(b.worker, b.state) for b in blockers]
 
@@ -149,8 +149,9 @@ def test_verdicts_over_time() -> None:
 
 def test_joining_workers_are_recorded_once() -> None:
     g = gate()
-    joined = g.record({WORKER: [], "w2@lab": [{"name": "b"}]})
+    joined = g.newcomers({WORKER: [], "w2@lab": [{"name": "b"}]})
     assert list(joined) == ["w2@lab"]
+    g.admit(joined)
     assert g.snapshot[WORKER] == SNAPSHOT["active_queues"][WORKER]  # not overwritten
     assert g.still_consuming({"w2@lab": [{"name": "b"}, {"name": "other"}]}) == {"w2@lab": {"b"}}
 
@@ -170,9 +171,15 @@ def test_a_worker_that_left_cleanly_is_no_blocker_until_it_answers_again() -> No
     g.leave(WORKER)
     silent = Inspection(answered=frozenset(), tasks=())
     assert g.decide(silent, {}, now=NOW).verdict is Verdict.CLEAR
-    g.record({WORKER: []})  # restarted under the same name: back in the drain
+    assert g.newcomers({WORKER: []}) == {}  # restarted under the same name: back in the drain
     assert g.workers == [WORKER]
     assert g.snapshot[WORKER] == SNAPSHOT["active_queues"][WORKER]  # recorded queues kept
+
+
+def test_a_worker_another_drain_holds_is_no_newcomer() -> None:
+    g = gate()
+    g.elsewhere.add("w2@lab")
+    assert g.newcomers({"w2@lab": [{"name": "b"}], "w3@lab": []}) == {"w3@lab": []}
 
 
 def test_duplicate_node_names_block() -> None:

@@ -429,22 +429,27 @@ class Soak:
         self.say(f"cycle {cycle.n} gate output:\n{result.err.rstrip()}")
         self.check_output(cycle, result)
         verdict = report_of(result).get("verdict", "?")
-        cycle.outcome = {0: "clear", 1: "blocked", 3: "error", 5: "restore-incomplete"}.get(
-            result.code, f"exit-{result.code}"
-        )
+        cycle.outcome = {
+            0: "clear",
+            1: "blocked",
+            3: "no-broker",
+            5: "restore-incomplete",
+            6: "error",
+        }.get(result.code, f"exit-{result.code}")
         if result.code in (0, 1) and verdict != cycle.outcome:
             self.anomaly(cycle, f"exit {result.code} with verdict {verdict!r}", result)
         allowed = {
             None: {0, 1},
             "gate-killed": {0, 1},  # the fault missed: the gate ended first
-            "connection-cut": {0, 1, 3, 5},
+            # 3: cut before the first cancel; 6: away past the deadline, back for the restore.
+            "connection-cut": {0, 1, 3, 5, 6},
             "worker-paused": {0, 1, 5},  # 0 only if the pause raced the verdict (checked)
         }[fault]
         if not cycle.injected:
             allowed = {0, 1}
         if result.code not in allowed:
             self.anomaly(cycle, f"exit {result.code} (expected one of {sorted(allowed)})", result)
-        if result.code in (3, 5):
+        if result.code == 5:
             self.resume(cycle, f"exit {result.code}")
 
 

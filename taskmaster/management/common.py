@@ -1,17 +1,25 @@
-"""What the commands share: loading the Celery app and the registry, argument types."""
+"""What the commands share: streams that cannot fail, stop signals, option types, logging."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import math
+import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from django.core.management.base import CommandError
-from django.db import DatabaseError
+from django.core.management.base import BaseCommand
 
-from taskmaster.conf import app_settings
-from taskmaster.registry import Registry, build_registry
+from taskmaster.drain import StopRequest
+from taskmaster.streams import SafeStream, safe
+
+# The signals that stop a gate and restore its workers: a terminal closed or an SSH session
+# dropped (SIGHUP), Ctrl-C (SIGINT), a supervisor or a CI runner cancelling (SIGTERM).
+# SIGKILL cannot be caught: the workers' lease covers it.
+STOP_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGTERM)
 
 
 def positive_seconds(value: str) -> float:
@@ -19,56 +27,60 @@ def positive_seconds(value: str) -> float:
         seconds = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
-    if not seconds > 0:
-        raise argparse.ArgumentTypeError(f"{value!r} must be more than 0 seconds")
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise argparse.ArgumentTypeError(f"{value!r} must be a finite number of seconds above 0")
     return seconds
 
 
-def load_app() -> Any:
-    """The configured Celery app, or a usage error (exit 2) that says how to fix it."""
+@contextmanager
+def stop_on_signals() -> Iterator[StopRequest]:
+    """Turn the stop signals into a request the gate honours between steps."""
+    stop = StopRequest()
+    previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
     try:
-        return app_settings.celery_app()
-    except Exception as exc:  # the user's module: any error in it is a configuration error
-        raise CommandError(
-            f"cannot import the Celery app {app_settings.CELERY_APP!r} ({exc}); "
-            "set TASKMASTER['CELERY_APP'] to its dotted path, e.g. 'project.celery.app'",
-            returncode=2,
-        ) from None
-
-
-def load_registry(app: Any) -> Registry:
-    try:
-        return build_registry(app, short_limit=float(app_settings.SHORT_TASK_LIMIT))
-    except Exception as exc:  # a task module that fails to import: the user's code, say so
-        raise CommandError(
-            f"cannot load the tasks of the Celery app {app_settings.CELERY_APP!r}: {exc!r}",
-            returncode=2,
-        ) from None
-
-
-def check_usable_settings() -> None:
-    """Refuse to run on settings that the system checks call wrong (exit 2)."""
-    from taskmaster.checks import check_settings
-
-    errors = check_settings()
-    if errors:
-        raise CommandError(
-            "invalid TASKMASTER settings: " + " ".join(str(e.msg) for e in errors), returncode=2
-        )
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @contextmanager
-def database_errors(*, touched: bool) -> Iterator[None]:
-    """A database failure as a sentence: exit 2 before any worker is touched, 5 after."""
+def failures_logged_to(stream: SafeStream) -> Iterator[None]:
+    """Send taskmaster's ERROR logs (an unexpected failure's traceback) to ``stream``, unless
+    the project's logging already takes care of the ``taskmaster`` logger."""
+    logger = logging.getLogger("taskmaster")
+    if logger.hasHandlers():
+        yield
+        return
+    handler = logging.StreamHandler(stream)
+    handler.setLevel(logging.ERROR)
+    logger.addHandler(handler)
     try:
         yield
-    except DatabaseError as exc:
-        if not touched:
-            raise CommandError(
-                f"cannot use the database: {exc}. Nothing was touched.", returncode=2
-            ) from None
-        raise CommandError(
-            f"the database failed during the gate: {exc}. The gate restored what it could; "
-            "check with ./manage.py resume_consumers once the database is back.",
-            returncode=5,
-        ) from None
+    finally:
+        logger.removeHandler(handler)
+
+
+class SafeCommand(BaseCommand):
+    """A command whose output can never raise: a closed pipe or a lost terminal is not an
+    error of the command (``streams.py``), and Django's own error path writes safely too."""
+
+    requires_system_checks: list[str] = []  # a deploy step must not fail on unrelated warnings
+
+    def __init__(
+        self,
+        stdout: Any = None,
+        stderr: Any = None,
+        no_color: bool = False,
+        force_color: bool = False,
+    ) -> None:
+        # Django would take a None for "use sys.stdout": pass on only what was given.
+        out, err = (
+            safe(stdout if stdout is not None else sys.stdout),
+            safe(stderr if stderr is not None else sys.stderr),
+        )
+        super().__init__(out, err, no_color, force_color)  # type: ignore[arg-type]
+
+    def raw(self, wrapper: Any) -> SafeStream:
+        """The stream under Django's OutputWrapper (which adds a newline to every write)."""
+        return safe(wrapper._out)

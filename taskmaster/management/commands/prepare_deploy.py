@@ -3,57 +3,56 @@
 from __future__ import annotations
 
 import json
-import signal
 import sys
-import time
 from argparse import ArgumentParser
-from collections.abc import Iterator
-from contextlib import contextmanager
+from datetime import datetime, timezone
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
-
-from taskmaster import records
-from taskmaster.cluster import BrokerUnavailable, Cluster, Inspection, masked_broker_url
+from taskmaster.api import GateRequest, prepare_deploy
 from taskmaster.conf import app_settings
-from taskmaster.drain import Drain, Outcome, StopRequest
-from taskmaster.events import EventWatch
-from taskmaster.gate import Gate
+from taskmaster.exits import ConfigurationError
+from taskmaster.gate import Verdict
 from taskmaster.management.common import (
-    check_usable_settings,
-    database_errors,
-    load_app,
-    load_registry,
+    SafeCommand,
+    failures_logged_to,
     positive_seconds,
+    stop_on_signals,
 )
-from taskmaster.policy import sync_registry
+from taskmaster.outcome import Outcome
 from taskmaster.report import human_report
 
 
-class Command(BaseCommand):
+class Command(SafeCommand):
     help = (
         "Stop every Celery worker fetching new tasks, wait until none runs a task that a "
         "stop would lose, then clear the deploy (exit 0) or restore the consumers and list "
         "the blockers (exit 1). Exit codes: docs/usage.md."
     )
-    requires_system_checks: list[str] = []  # a deploy gate must not fail on unrelated warnings
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument(
             "--timeout",
             type=positive_seconds,
-            help="seconds to wait for blockers to end (default: TASKMASTER['TIMEOUT'], 600)",
+            help="seconds to wait for blockers to end "
+            f"(default: TASKMASTER['TIMEOUT'], now {app_settings.TIMEOUT})",
         )
         parser.add_argument(
             "--interval",
             type=positive_seconds,
-            help="seconds between two polls (default: TASKMASTER['INTERVAL'], 20)",
+            help="seconds between two full polls; between them the gate watches its blockers "
+            f"(default: TASKMASTER['INTERVAL'], now {app_settings.INTERVAL})",
+        )
+        parser.add_argument(
+            "--hold",
+            type=positive_seconds,
+            help="after a clear verdict, seconds the workers stay drained before their lease "
+            f"runs out (default: TASKMASTER['HOLD'], now {app_settings.HOLD})",
         )
         parser.add_argument(
             "--json",
             action="store_true",
             dest="as_json",
-            help="print one JSON report on stdout; human output goes to stderr",
+            help="print one JSON report on stdout, whatever happens; human output goes to stderr",
         )
         parser.add_argument(
             "--dry-run",
@@ -63,117 +62,70 @@ class Command(BaseCommand):
         parser.add_argument(
             "--show-args",
             action="store_true",
-            help="show task arguments as bounded reprs (default: TASKMASTER['SHOW_TASK_ARGS'])",
+            help="show task arguments as bounded reprs "
+            f"(default: TASKMASTER['SHOW_TASK_ARGS'], now {app_settings.SHOW_TASK_ARGS})",
         )
+        parser.add_argument(
+            "--allow-no-workers",
+            action="store_true",
+            help="clear when no worker answers although earlier gates drained some (a fleet "
+            "that is down on purpose); without it, that is exit 2",
+        )
+
+    def run_from_argv(self, argv: list[str]) -> None:
+        self.json_requested = "--json" in argv
+        super().run_from_argv(argv)
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> Any:
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        usage_error = parser.error
+
+        def error(message: str) -> Any:
+            # A bad option is exit 2 like any configuration error, and a CI job that asked
+            # for JSON still gets its one object on stdout.
+            if getattr(self, "json_requested", False):
+                failed = Outcome(
+                    verdict=Verdict.ERROR,
+                    started_at=datetime.now(timezone.utc),
+                    timeout=0.0,
+                    interval=0.0,
+                    hold=0.0,
+                    failure=ConfigurationError(message),
+                )
+                self.stdout.write(_dumps(failed.as_json()))
+            return usage_error(message)
+
+        parser.error = error  # type: ignore[method-assign]
+        return parser
 
     def handle(
         self,
         *,
         timeout: float | None,
         interval: float | None,
+        hold: float | None,
         as_json: bool,
         dry_run: bool,
         show_args: bool,
+        allow_no_workers: bool,
         **options: Any,
     ) -> None:
         with_args = show_args or app_settings.SHOW_TASK_ARGS
-        try:
-            outcome = self.gate(timeout, interval, as_json, dry_run, with_args)
-        except CommandError as exc:
-            if as_json:  # a CI job parses stdout: it gets one JSON object whatever happens
-                error = {"verdict": "error", "exit_code": exc.returncode, "error": str(exc)}
-                self.stdout.write(_dumps(error))
-            raise
-        if outcome is None:
-            return
-        if as_json:
-            self.stdout.write(_dumps(outcome.as_json(with_args=with_args)))
+        human = self.raw(self.stderr if as_json else self.stdout)
+        request = GateRequest(timeout, interval, hold, dry_run, allow_no_workers)
+        errors = self.raw(self.stderr)
+        with stop_on_signals() as stop, failures_logged_to(errors):
+            report = human_report(human, errors=errors, with_args=with_args)
+            try:
+                outcome = prepare_deploy(request, report, stop)
+            finally:
+                report.close()
+            report.finish(outcome)
+            if as_json:
+                self.stdout.write(_dumps(outcome.as_json(with_args=with_args)))
         if outcome.exit_code:
             sys.exit(outcome.exit_code)
-
-    def gate(
-        self,
-        timeout: float | None,
-        interval: float | None,
-        as_json: bool,
-        dry_run: bool,
-        with_args: bool,
-    ) -> Outcome | None:
-        check_usable_settings()
-        timeout = timeout or float(app_settings.TIMEOUT)
-        interval = interval or float(app_settings.INTERVAL)
-        app = load_app()
-        registry = load_registry(app)
-        if not dry_run:
-            with database_errors(touched=False):
-                sync_registry(registry)
-        human_stream = self.stderr if as_json else self.stdout
-        cluster = Cluster(app, reply_timeout=float(app_settings.REPLY_TIMEOUT))
-        try:
-            with cluster.connected(), _stop_on_signals() as stop, database_errors(touched=True):
-                if dry_run:
-                    self.dry_run(cluster, registry, timeout, human_stream, as_json, with_args)
-                    return None
-                run = records.open_run(
-                    timeout=timeout, interval=interval, broker=masked_broker_url(app)
-                )
-                gate = Gate(registry, started_at=time.time(), timeout=timeout, interval=interval)
-                report = human_report(human_stream, with_args=with_args)
-                try:
-                    with EventWatch(app) as events:
-                        outcome = Drain(cluster, gate, run, report, stop, events=events).execute()
-                finally:
-                    report.close()
-                report.finish(outcome)
-                return outcome
-        except BrokerUnavailable as exc:
-            raise CommandError(f"{exc}. Nothing was touched.", returncode=3) from None
-        except records.DrainOpen as exc:
-            raise CommandError(
-                f"{exc}. If that gate is gone, recover with: ./manage.py resume_consumers",
-                returncode=4,
-            ) from None
-
-    def dry_run(
-        self,
-        cluster: Cluster,
-        registry: Any,
-        timeout: float,
-        stream: Any,
-        as_json: bool,
-        with_args: bool,
-    ) -> None:
-        gate = Gate(registry, started_at=time.time(), timeout=timeout, interval=0)
-        gate.record(cluster.queues())
-        inspection = (
-            cluster.inspect_tasks(gate.workers) if gate.workers else Inspection(frozenset(), ())
-        )
-        decision = gate.decide(inspection, {}, now=time.time())
-        report = human_report(stream, with_args=with_args)
-        report.polled(gate, decision, time.time())
-        report.close()
-        if as_json:
-            dry = {
-                "verdict": "dry-run",
-                "workers": [{"hostname": w} for w in gate.workers],
-                "blockers": [b.as_json(with_args=with_args) for b in decision.blockers],
-            }
-            self.stdout.write(_dumps(dry))
-        if decision.blockers:
-            sys.exit(1)
 
 
 def _dumps(data: dict[str, Any]) -> str:
     return json.dumps(data, indent=2, sort_keys=True)
-
-
-@contextmanager
-def _stop_on_signals() -> Iterator[StopRequest]:
-    """Turn SIGINT/SIGTERM into a stop request the drain honours between steps."""
-    stop = StopRequest()
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

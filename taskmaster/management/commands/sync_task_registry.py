@@ -4,26 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.db import DatabaseError
 
-from taskmaster.management.common import load_app, load_registry
+from taskmaster.api import load_app, load_registry
+from taskmaster.exits import ConfigurationError
+from taskmaster.management.common import SafeCommand
 from taskmaster.policy import sync_registry
 
 
-class Command(BaseCommand):
+class Command(SafeCommand):
     help = (
         "Classify every task of the Celery app (interruptible, short, blocking) and record "
         "it for the admin's non-interruptible tasks page; tasks no longer registered are "
         "marked retired. Run it in the deploy pipeline, after the new code is checked out."
     )
-    # A deploy step: a warning about some other app must not stop it (`check` runs in CI).
-    requires_system_checks = ()
 
     def handle(self, **options: Any) -> None:
-        registry = load_registry(load_app())
         try:
-            result = sync_registry(registry)
+            result = sync_registry(load_registry(load_app()))
+        except ConfigurationError as exc:
+            raise CommandError(str(exc), returncode=exc.exit_code) from None
         except DatabaseError as exc:
             raise CommandError(
                 f"cannot record the tasks in the database: {exc} (has ./manage.py migrate run?)",

@@ -1,0 +1,90 @@
+"""How a gate ended: the data every renderer reads (plain lines, live view, JSON, CI files).
+
+One shape for every exit, errors and dry runs included, so ``--json`` prints the same keys
+whatever happened (DESIGN.md's command contract: keys may be added, never change meaning).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from taskmaster.cluster import queue_names
+from taskmaster.exits import ExitCode, GateError, signal_exit
+from taskmaster.gate import Blocker, Gate, Verdict
+
+
+@dataclass(frozen=True)
+class WorkerReport:
+    hostname: str
+    queues: tuple[str, ...]  # what it consumed before the drain (what a restore puts back)
+    lease: bool  # holds the drain lease (runs taskmaster.tasks)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"hostname": self.hostname, "queues": list(self.queues), "lease": self.lease}
+
+
+def worker_reports(gate: Gate) -> list[WorkerReport]:
+    return [
+        WorkerReport(worker, tuple(sorted(queue_names(queues))), worker in gate.leased)
+        for worker, queues in sorted(gate.snapshot.items())
+    ]
+
+
+@dataclass
+class Outcome:
+    verdict: Verdict
+    started_at: datetime
+    timeout: float
+    interval: float
+    hold: float
+    broker: str = ""
+    dry_run: bool = False
+    run_id: int | None = None
+    workers: list[WorkerReport] = field(default_factory=list)
+    blockers: tuple[Blocker, ...] = ()
+    gone: list[str] = field(default_factory=list)  # workers that shut down cleanly mid-drain
+    restore_problems: list[str] | None = None  # None: no restore was due
+    signum: int | None = None  # the stop signal, for an interrupted gate
+    failure: GateError | None = None  # what ended the gate, for an error
+    notes: list[str] = field(default_factory=list)
+    finished_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    hold_until: datetime | None = None  # after a clear: until when the lease holds the drain
+
+    @property
+    def exit_code(self) -> int:
+        if self.restore_problems:
+            return ExitCode.RESTORE_INCOMPLETE
+        if self.failure is not None:
+            return self.failure.exit_code
+        if self.verdict == Verdict.INTERRUPTED and self.signum:
+            return signal_exit(self.signum)
+        return ExitCode.CLEAR if self.verdict == Verdict.CLEAR else ExitCode.BLOCKED
+
+    @property
+    def restored(self) -> bool | None:
+        return None if self.restore_problems is None else not self.restore_problems
+
+    def as_json(self, *, with_args: bool = False) -> dict[str, Any]:
+        """The report of DESIGN.md's command contract, on every exit."""
+        return {
+            "verdict": str(self.verdict),
+            "exit_code": int(self.exit_code),
+            "dry_run": self.dry_run,
+            "error": str(self.failure) if self.failure is not None else None,
+            "run_id": self.run_id,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat(),
+            "timeout": self.timeout,
+            "interval": self.interval,
+            "hold": self.hold,
+            "hold_until": self.hold_until.isoformat() if self.hold_until else None,
+            "broker": self.broker,
+            "workers": [w.as_json() for w in self.workers],
+            "blockers": [b.as_json(with_args=with_args) for b in self.blockers],
+            "gone": sorted(self.gone),
+            "restored": self.restored,
+            "restore_problems": self.restore_problems or [],
+            "notes": self.notes,
+        }

@@ -1,0 +1,125 @@
+"""Worker side: taskmaster's own remote-control commands, the drain lease.
+
+A worker loads this module like any ``tasks.py``: Celery's Django layout
+(``app.autodiscover_tasks()``) finds it in ``INSTALLED_APPS``, and a plain Celery app names it
+(``include=["taskmaster.tasks"]``). It imports Celery only, never Django, so it runs in any
+worker.
+
+While a gate drains a worker, the worker holds a **lease**: it remembers the queues it consumed
+before the drain, and when the lease runs out without a renewal (the gate was SIGKILLed, its
+machine is gone, the deploy that a clear verdict allowed never came) it consumes them again by
+itself. ``taskmaster_release`` ends the lease early and puts the queues back at once.
+
+From a shell: ``celery -A proj inspect taskmaster_lease_status`` shows the leases, and
+``celery -A proj control taskmaster_release`` releases every lease.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from celery.utils.log import get_logger
+from celery.worker.control import control_command, inspect_command
+
+logger = get_logger(__name__)
+
+# Where a worker keeps its lease: on its Consumer, which outlives broker reconnections (and
+# keeps the drained queues deselected through them) but not a restart of the worker.
+_ATTRIBUTE = "_taskmaster_lease"
+
+
+@dataclass
+class Lease:
+    run: int
+    gate: str  # who holds it: "user@host (pid N)"
+    expires: float  # time.monotonic() of this worker
+    # The queues this worker consumed before the first drain, as kombu Queue objects: exactly
+    # what it declared, so putting them back needs nothing from the gate.
+    queues: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "run": self.run,
+            "gate": self.gate,
+            "expires_in": round(max(0.0, self.expires - time.monotonic()), 1),
+            "queues": sorted(self.queues),
+        }
+
+
+@control_command(
+    args=[("run", int), ("seconds", float), ("gate", str)],
+    signature="<run> <seconds> [gate]",
+)
+def taskmaster_lease(state: Any, run: int, seconds: float, gate: str = "", **_: Any) -> Any:
+    """Hold (or renew) the drain lease of a gate run for this many seconds."""
+    consumer = state.consumer
+    lease = getattr(consumer, _ATTRIBUTE, None)
+    if lease is None:
+        lease = Lease(run=int(run), gate=gate, expires=0.0)
+        setattr(consumer, _ATTRIBUTE, lease)
+    # Called before each cancel: what the worker consumes now is what the drain takes away.
+    # A lease taken over from an earlier gate (a clear verdict held, then another gate) keeps
+    # the queues that gate recorded, so they still come back.
+    consuming = consumer.task_consumer.queues if consumer.task_consumer else []
+    for queue in consuming:
+        lease.queues.setdefault(queue.name, queue)
+    lease.run, lease.gate = int(run), gate or lease.gate
+    lease.expires = time.monotonic() + float(seconds)
+    consumer.timer.call_after(float(seconds), _check_expiry, (consumer,))
+    return {"ok": f"lease of gate run #{run} held for {float(seconds):g} s", **lease.describe()}
+
+
+@control_command(args=[("run", int)], signature="[run]")
+def taskmaster_release(state: Any, run: int | None = None, **_: Any) -> Any:
+    """End the drain lease now (that of gate run ``run`` only, if given) and consume again."""
+    consumer = state.consumer
+    lease = getattr(consumer, _ATTRIBUTE, None)
+    if lease is None:
+        return {"ok": "no lease held"}
+    if run is not None and lease.run != int(run):
+        return {"ok": f"the lease belongs to gate run #{lease.run}: kept", **lease.describe()}
+    setattr(consumer, _ATTRIBUTE, None)
+    consumer.call_soon(_consume_again, consumer, lease, "released")
+    return {"ok": f"lease of gate run #{lease.run} released", "queues": sorted(lease.queues)}
+
+
+@inspect_command()
+def taskmaster_lease_status(state: Any, **_: Any) -> Any:
+    """The drain lease this worker holds, if any."""
+    lease = getattr(state.consumer, _ATTRIBUTE, None)
+    return lease.describe() if lease is not None else {}
+
+
+def _check_expiry(consumer: Any) -> None:
+    # A timer entry per grant: most find their lease renewed since and do nothing.
+    lease = getattr(consumer, _ATTRIBUTE, None)
+    if lease is None or lease.expires - time.monotonic() > 0.05:
+        return
+    setattr(consumer, _ATTRIBUTE, None)
+    # With a threaded timer this runs off the consumer's thread: hand the work over to it.
+    consumer.call_soon(_consume_again, consumer, lease, "ran out")
+
+
+def _consume_again(consumer: Any, lease: Lease, why: str) -> None:
+    cset = consumer.task_consumer
+    if cset is None:  # between two connections: the next one consumes what is selected
+        queues = consumer.app.amqp.queues
+        for queue in lease.queues.values():
+            queues.select_add(queue)
+        return
+    again = []
+    for queue in lease.queues.values():
+        selected = consumer.app.amqp.queues.select_add(queue)
+        if not cset.consuming_from(selected.name):
+            cset.add_queue(selected)
+            again.append(selected.name)
+    if again:
+        cset.consume()
+    logger.warning(
+        "taskmaster: the drain lease of gate run #%s %s; consuming again from %s",
+        lease.run,
+        why,
+        ", ".join(sorted(again)) or "nothing (already consuming)",
+    )

@@ -1,0 +1,10 @@
+"""Worker settings of an older image: the project without taskmaster installed.
+
+``app.autodiscover_tasks()`` then never imports ``taskmaster.tasks``: these workers answer
+the lease commands with an error, and the gate drains them without a lease.
+"""
+
+from project.settings import *  # noqa: F403
+from project.settings import INSTALLED_APPS
+
+INSTALLED_APPS = [app for app in INSTALLED_APPS if app != "taskmaster"]
