@@ -2,8 +2,8 @@
 
 ``prepare_deploy()`` builds and runs one gate, or looks once for a dry run, and returns its
 ``Outcome``. It does not raise for anything a gate can run into: every error becomes an
-outcome that carries its exit code (``exits.py``). ``resume_consumers()`` does the same for
-the way back.
+outcome that carries its exit code (``exits.py``). The way back, ``resume_consumers()``,
+lives in ``recovery.py``.
 """
 
 from __future__ import annotations
@@ -11,27 +11,22 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from django.db import DatabaseError
-
 from taskmaster import records
-from taskmaster.checks import check_settings
-from taskmaster.cluster import Cluster, Discovery, Inspection, broker_label
+from taskmaster.cluster import Cluster, Discovery, broker_label
 from taskmaster.conf import app_settings
-from taskmaster.drain import NO_WORKER, Drain, Observer, StopRequest
+from taskmaster.drain import NO_WORKER, Drain, Observer
 from taskmaster.events import EventWatch
-from taskmaster.exits import ConfigurationError, ExitCode, GateError, GateFailed
+from taskmaster.exits import ConfigurationError, GateError, GateFailed
 from taskmaster.gate import Gate, Verdict
-from taskmaster.models import GateRun
+from taskmaster.loading import check_settings_usable, database_errors, load_app, load_registry
 from taskmaster.outcome import Outcome, worker_reports
 from taskmaster.policy import sync_registry
-from taskmaster.registry import Registry, build_registry
-from taskmaster.restore import restore
+from taskmaster.replies import Inspection
+from taskmaster.stopping import StopRequest
 
 logger = logging.getLogger("taskmaster")
 
@@ -48,9 +43,7 @@ class GateRequest:
 
     def resolved(self) -> GateRequest:
         """The request with the settings' defaults filled in, checked (ConfigurationError)."""
-        problems = [str(e.msg) for e in check_settings()]
-        if problems:
-            raise ConfigurationError("invalid TASKMASTER settings: " + " ".join(problems))
+        check_settings_usable()
         request = GateRequest(
             timeout=self.timeout or float(app_settings.TIMEOUT),
             interval=self.interval or float(app_settings.INTERVAL),
@@ -118,7 +111,7 @@ def _gate(app: Any, request: GateRequest, observer: Observer, stop: StopRequest)
         )
         if stop.signum:  # nothing touched yet: nothing to restore
             return _interrupted(request, gate, broker, stop.signum)
-        with _database(touched=False):
+        with database_errors(touched=False):
             if not discovery.queues and not request.allow_no_workers:
                 _refuse_blind_clear(broker)
             if request.dry_run:
@@ -209,155 +202,3 @@ def _interrupted(request: GateRequest, gate: Gate, broker: str, signum: int) -> 
         signum=signum,
         notes=["stopped before any worker was touched"],
     )
-
-
-# -- the way back ----------------------------------------------------------------------
-
-
-@dataclass
-class Resumed:
-    """What ``resume_consumers`` did: the runs it restored and what is still missing."""
-
-    exit_code: int = ExitCode.CLEAR
-    restored: list[int] = field(default_factory=list)  # gate runs now closed
-    problems: list[str] = field(default_factory=list)
-    error: str | None = None  # the sentence of an error that stopped it
-
-
-def resume_consumers(
-    run_id: int | None, *, ignore_missing: bool, say: Callable[[str], None]
-) -> Resumed:
-    """Restore the open drains (or gate run ``run_id``), verify, and close them.
-
-    Never raises for what it can run into; ``say`` receives each sentence for a person.
-    """
-    try:
-        problems = [str(e.msg) for e in check_settings()]
-        if problems:
-            raise ConfigurationError("invalid TASKMASTER settings: " + " ".join(problems))
-        app = load_app()
-        cluster = Cluster(app, reply_timeout=float(app_settings.REPLY_TIMEOUT))
-        broker = broker_label(app)
-        with _database(touched=False):
-            runs = _runs_to_restore(run_id, say)
-        result = Resumed()
-        with cluster.connected():
-            for run in runs:
-                _resume_one(cluster, run, broker, ignore_missing, say, result)
-        return result
-    except GateError as exc:
-        return Resumed(exit_code=exc.exit_code, error=str(exc))
-    except Exception as exc:  # a bug: say it, log the traceback, exit on contract
-        logger.exception("resume_consumers failed")
-        return Resumed(exit_code=ExitCode.GATE_FAILED, error=f"resume_consumers failed: {exc!r}")
-
-
-def _runs_to_restore(run_id: int | None, say: Callable[[str], None]) -> list[GateRun]:
-    if run_id is not None:
-        run = GateRun.objects.filter(pk=run_id).first()
-        if run is None:
-            raise ConfigurationError(f"there is no gate run #{run_id}")
-        return [run]
-    open_runs = list(GateRun.objects.open().order_by("started_at", "pk"))
-    if open_runs:
-        return open_runs
-    latest = GateRun.objects.first()
-    if latest is None:
-        say("No drain on record: nothing to restore.")
-        return []
-    if latest.verdict == Verdict.CLEAR and latest.restored_at is None:
-        return [latest]  # a clear whose deploy was called off: the hold still drains them
-    done = (
-        f"was restored at {latest.restored_at:%Y-%m-%d %H:%M:%S %Z}"
-        if latest.restored_at
-        else "left nothing to restore"
-    )
-    say(
-        f"No open drain: the latest, gate run #{latest.pk} ({latest.verdict}), {done}. "
-        "Nothing to do."
-    )
-    return []
-
-
-def _resume_one(
-    cluster: Cluster,
-    run: GateRun,
-    broker: str,
-    ignore_missing: bool,
-    say: Callable[[str], None],
-    result: Resumed,
-) -> None:
-    if run.broker and run.broker != broker:
-        raise ConfigurationError(
-            f"gate run #{run.pk} drained the workers of {run.broker}, but this project's "
-            f"broker is {broker}: run resume_consumers where the workers' broker is "
-            "configured. Nothing was restored."
-        )
-    if run.is_open and records.gate_alive(run):
-        say(
-            f"gate run #{run.pk} is still running (pid {run.pid}): stop it with SIGINT or "
-            "SIGTERM and it restores the consumers itself"
-        )
-        result.exit_code = max(result.exit_code, ExitCode.DRAIN_OPEN)
-        return
-    if not run.is_open and run.restored_at is not None:
-        when = f"{run.restored_at:%Y-%m-%d %H:%M:%S %Z}"
-        say(f"gate run #{run.pk} was restored at {when}: nothing to do.")
-        return
-    workers = ", ".join(
-        f"{w} ({', '.join(sorted(q['name'] for q in queues)) or 'no queues'})"
-        for w, queues in sorted(run.snapshot.items())
-    )
-    say(
-        f"Restoring gate run #{run.pk} ({run.verdict or 'killed before its verdict'}, opened "
-        f"{run.started_at:%Y-%m-%d %H:%M:%S %Z} by {run.opened_by}): {workers or 'no workers'}"
-    )
-    gone = set(run.report.get("gone", []))  # shut down cleanly during the gate
-    problems = restore(
-        cluster, run.snapshot, run=run.pk, skip=gone, missing_ok=ignore_missing, note=say
-    )
-    with _database(touched=True):
-        records.mark_restored(run, problems)
-    if problems:
-        result.problems += problems
-        result.exit_code = ExitCode.RESTORE_INCOMPLETE
-    else:
-        result.restored.append(run.pk)
-    logger.info(
-        "resume_consumers: gate run #%s %s", run.pk, "incomplete" if problems else "restored"
-    )
-
-
-# -- loading what a gate needs ----------------------------------------------------------
-
-
-def load_app() -> Any:
-    """The configured Celery app, or a configuration error that says how to fix it."""
-    try:
-        return app_settings.celery_app()
-    except Exception as exc:  # the user's module: any error in it is a configuration error
-        raise ConfigurationError(
-            f"cannot import the Celery app {app_settings.CELERY_APP!r} ({exc}); "
-            "set TASKMASTER['CELERY_APP'] to its dotted path, e.g. 'project.celery.app'"
-        ) from None
-
-
-def load_registry(app: Any) -> Registry:
-    try:
-        return build_registry(app, short_limit=float(app_settings.SHORT_TASK_LIMIT))
-    except Exception as exc:  # a task module that fails to import: the user's code, say so
-        raise ConfigurationError(
-            f"cannot load the tasks of the Celery app {app_settings.CELERY_APP!r}: {exc!r}"
-        ) from None
-
-
-@contextmanager
-def _database(*, touched: bool) -> Any:
-    try:
-        yield
-    except DatabaseError as exc:
-        if touched:
-            raise GateFailed(f"the database failed: {exc}") from exc
-        raise ConfigurationError(
-            f"cannot use the database: {exc}. Has ./manage.py migrate run? Nothing was touched."
-        ) from None

@@ -7,18 +7,17 @@ out as ``BrokerUnavailable`` with a sentence a person can act on.
 
 from __future__ import annotations
 
-import reprlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from kombu.exceptions import OperationalError
 from kombu.utils.url import maybe_sanitize_url
 
 from taskmaster.exits import BrokerUnavailable, ConfigurationError
+from taskmaster.replies import Inspection, Queues, inspection_from_replies
 
 # The declaration keys of a queue (kombu's Queue.as_dict) that add_consumer passes on to
 # Queue.from_dict on the worker; without them RabbitMQ refuses a re-declaration.
@@ -35,41 +34,6 @@ _QUEUE_OPTIONS = (
     "max_length_bytes",
     "max_priority",
 )
-
-_args_repr = reprlib.Repr()
-_args_repr.maxstring = 40
-_args_repr.maxother = 40
-_args_repr.maxlevel = 2
-ARGUMENTS_LIMIT = 80  # characters of args and of kwargs each, when the settings show them
-
-
-@dataclass(frozen=True)
-class TaskSeen:
-    """One task as a worker reports it: running, prefetched, or held for its ETA."""
-
-    id: str
-    name: str
-    worker: str
-    state: str  # "active" | "reserved" | "scheduled"
-    acknowledged: bool
-    time_start: float | None  # wall-clock seconds, for active tasks
-    eta: datetime | None  # for scheduled tasks
-    args: str  # a bounded repr of args and kwargs, shown only when the settings ask
-
-
-@dataclass(frozen=True)
-class Inspection:
-    """What the known workers said about their tasks in one poll."""
-
-    answered: frozenset[str]
-    tasks: tuple[TaskSeen, ...]
-
-
-Queues = dict[str, list[dict[str, Any]]]  # hostname -> queue declarations (active_queues)
-
-
-def queue_names(declarations: Iterable[dict[str, Any]]) -> set[str]:
-    return {q["name"] for q in declarations}
 
 
 def broker_label(app: Any) -> str:
@@ -301,25 +265,6 @@ class Cluster:
         }
 
 
-def inspection_from_replies(
-    *, active: dict[str, Any], reserved: dict[str, Any], scheduled: dict[str, Any]
-) -> Inspection:
-    """Turn the replies of ``inspect().active/reserved/scheduled`` into one Inspection.
-
-    A worker counts as answering only if it answered all three calls.
-    """
-    answered = set(active) & set(reserved) & set(scheduled)
-    tasks: list[TaskSeen] = []
-    for worker in sorted(answered):
-        tasks += (_task(worker, "active", info) for info in active[worker] or [])
-        tasks += (_task(worker, "reserved", info) for info in reserved[worker] or [])
-        tasks += (
-            _task(worker, "scheduled", entry.get("request", {}), eta=entry.get("eta"))
-            for entry in scheduled[worker] or []
-        )
-    return Inspection(answered=frozenset(answered), tasks=tuple(tasks))
-
-
 def _bounded(conn: Any) -> Any:
     """Make a publish on ``conn`` try to reconnect once, not forever.
 
@@ -348,31 +293,3 @@ def _task_queues(declarations: Any) -> list[dict[str, Any]]:
 
 def _ok(reply: Any) -> bool:
     return isinstance(reply, dict) and "error" not in reply
-
-
-def _task(worker: str, state: str, info: dict[str, Any], eta: str | None = None) -> TaskSeen:
-    return TaskSeen(
-        id=str(info.get("id")),
-        name=str(info.get("name")),
-        worker=worker,
-        state=state,
-        acknowledged=bool(info.get("acknowledged")),
-        time_start=info.get("time_start") if state == "active" else None,
-        eta=datetime.fromisoformat(eta) if eta else None,
-        args=_arguments(info.get("args"), info.get("kwargs")),
-    )
-
-
-def _arguments(args: Any, kwargs: Any) -> str:
-    """A task's arguments as one bounded text, each shown once.
-
-    ``active`` and ``reserved`` replies carry the reprs the client made (``argsrepr``,
-    strings); ``scheduled`` replies carry the values themselves.
-    """
-    parts = []
-    for value, empty in ((args, ("()", "[]")), (kwargs, ("{}",))):
-        text = value if isinstance(value, str) else _args_repr.repr(value)
-        if value is None or text in empty:
-            continue
-        parts.append(text if len(text) <= ARGUMENTS_LIMIT else text[: ARGUMENTS_LIMIT - 1] + "…")
-    return " ".join(parts)

@@ -13,20 +13,18 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Protocol
-
-from django.db import DatabaseError
+from typing import Protocol
 
 from taskmaster import records
-from taskmaster.cluster import Cluster, Discovery, Inspection, queue_names
+from taskmaster.cluster import Cluster, Discovery
+from taskmaster.ending import Ending, utc
 from taskmaster.events import EventWatch
-from taskmaster.exits import BrokerUnavailable, GateError, GateFailed
-from taskmaster.gate import Blocker, Decision, Gate, Verdict
+from taskmaster.exits import BrokerUnavailable, GateFailed
+from taskmaster.gate import Decision, Gate, Verdict
 from taskmaster.models import GateRun
-from taskmaster.outcome import Outcome, worker_reports
-from taskmaster.restore import restore
+from taskmaster.outcome import Outcome
+from taskmaster.replies import Inspection, queue_names
+from taskmaster.stopping import StopRequest
 from taskmaster.watch import Watch
 
 logger = logging.getLogger("taskmaster")
@@ -47,18 +45,7 @@ class Observer(Protocol):
     def polled(self, gate: Gate, decision: Decision, now: float) -> None: ...
 
 
-@dataclass
-class StopRequest:
-    """Set by a signal handler; read by the drain between steps."""
-
-    signum: int | None = None
-
-    def __call__(self, signum: int, frame: Any = None) -> None:
-        if self.signum is None:  # a second Ctrl-C must not cut the restore short
-            self.signum = signum
-
-
-class Drain:
+class Drain(Ending):
     def __init__(
         self,
         cluster: Cluster,
@@ -156,7 +143,7 @@ class Drain:
             self.notice_departures(inspection)
         now = self.clock()
         decision = self.gate.decide(inspection, consuming, now=now)
-        self.blockers.record(decision.blockers, at=_utc(now))
+        self.blockers.record(decision.blockers, at=utc(now))
         self.tell(lambda observer: observer.polled(self.gate, decision, now))
         # The interval runs from the start of one poll to the start of the next.
         wait = max(0.0, decision.wait_seconds - (now - started))
@@ -209,7 +196,7 @@ class Drain:
         if holders:
             seconds = lease_seconds(self.gate.interval)
             self.cluster.lease(holders, run=self.run.pk, seconds=seconds, gate=self.run.opened_by)
-            records.renew_lease(self.run, _utc(self.clock() + seconds))
+            records.renew_lease(self.run, utc(self.clock() + seconds))
 
     def cancel(self, workers: dict[str, set[str]]) -> dict[str, set[str]]:
         """Cancel these consumers; Celery answers first, so verify and retry.
@@ -260,100 +247,6 @@ class Drain:
         while not self.stop.signum and (left := end - self.clock()) > 0:
             self.sleep(min(0.1, left))
 
-    # -- verdict ----------------------------------------------------------------------
-
-    def finish(self, verdict: Verdict, blockers: tuple[Blocker, ...]) -> Outcome:
-        outcome = self.outcome(verdict, blockers)
-        if verdict == Verdict.CLEAR:
-            outcome.hold_until = self.hold_drain()
-        else:
-            if verdict == Verdict.BLOCKED:
-                self.note(f"deadline passed with {len(blockers):,} blocker(s): restoring consumers")
-            outcome.restore_problems = self.restore()
-        return self.close(outcome)
-
-    def fail(self, failure: GateError, last: Decision) -> Outcome:
-        self.note(f"{failure}; restoring consumers")
-        outcome = self.outcome(Verdict.ERROR, last.blockers)
-        outcome.failure = failure
-        outcome.restore_problems = self.restore()
-        return self.close(outcome)
-
-    def outcome(self, verdict: Verdict, blockers: tuple[Blocker, ...]) -> Outcome:
-        return Outcome(
-            verdict=verdict,
-            started_at=self.run.started_at,
-            timeout=self.gate.timeout,
-            interval=self.gate.interval,
-            hold=self.hold,
-            broker=self.run.broker,
-            run_id=self.run.pk,
-            blockers=blockers,
-            gone=sorted(self.gate.gone),
-            signum=self.stop.signum,
-            notes=self.notes,
-        )
-
-    def close(self, outcome: Outcome) -> Outcome:
-        """Record the verdict; a database that fails now undoes a clear (never unrecorded)."""
-        outcome.workers = worker_reports(self.gate)
-        outcome.finished_at = datetime.now(timezone.utc)
-        try:
-            self.blockers.close(outcome.blockers)
-            records.close_run(self.run, outcome)
-        except DatabaseError as exc:
-            logger.exception("gate run #%s: cannot record the verdict", self.run.pk)
-            if outcome.restore_problems is None:
-                outcome.restore_problems = self.restore()
-            outcome.failure = GateFailed(
-                f"the database failed while recording the verdict ({exc}); consumers restored. "
-                "The run stays open there: run ./manage.py resume_consumers once it is back"
-            )
-            outcome.verdict = Verdict.ERROR
-        logger.info(
-            "gate run #%s: %s (exit %s), %d worker(s), %d blocker(s)",
-            self.run.pk,
-            outcome.verdict,
-            outcome.exit_code,
-            len(outcome.workers),
-            len(outcome.blockers),
-        )
-        return outcome
-
-    def hold_drain(self) -> datetime | None:
-        """After a clear: the workers stay drained for the hold time, then consume again."""
-        holders = self.gate.leased.intersection(self.gate.workers)
-        if not holders:
-            return None
-        held = self.cluster.lease(
-            holders, run=self.run.pk, seconds=self.hold, gate=self.run.opened_by
-        )
-        for worker in sorted(holders - held):
-            self.note(
-                f"{worker} did not confirm the hold: it consumes again when its lease runs out"
-            )
-        until = _utc(self.clock() + self.hold)
-        logger.info("gate run #%s: clear; drain held until %s", self.run.pk, until.isoformat())
-        return until
-
-    def restore(self) -> list[str]:
-        try:
-            problems = restore(
-                self.cluster,
-                self.gate.snapshot,
-                run=self.run.pk,
-                skip=self.gate.gone,
-                sleep=self.sleep,
-                note=self.note,
-            )
-        except BrokerUnavailable as exc:
-            problems = [f"{exc}; every recorded worker may still be drained: {_who(self.gate)}"]
-        if problems:
-            logger.warning("gate run #%s: restore incomplete: %s", self.run.pk, "; ".join(problems))
-        else:
-            logger.info("gate run #%s: consumers restored on %s", self.run.pk, _who(self.gate))
-        return problems
-
     # -- telling the observer ----------------------------------------------------------
 
     def note(self, text: str) -> None:
@@ -369,11 +262,3 @@ class Drain:
         except Exception:  # output is never worth a drained fleet: go on without it
             logger.exception("gate run #%s: the report failed; going on without it", self.run.pk)
             self.observer = None
-
-
-def _who(gate: Gate) -> str:
-    return ", ".join(sorted(gate.snapshot)) or "none"
-
-
-def _utc(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, timezone.utc)

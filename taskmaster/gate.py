@@ -12,8 +12,8 @@ from typing import Any
 
 from django.db.models import TextChoices
 
-from taskmaster.cluster import Inspection, Queues, TaskSeen, queue_names
 from taskmaster.registry import Classification, Registry
+from taskmaster.replies import Inspection, Queues, TaskSeen, queue_names
 
 
 class Verdict(TextChoices):

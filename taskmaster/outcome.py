@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from taskmaster.cluster import queue_names
 from taskmaster.exits import ExitCode, GateError, signal_exit
 from taskmaster.gate import Blocker, Gate, Verdict
+from taskmaster.replies import queue_names
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,10 @@ from datetime import datetime, timezone
 from django.db import IntegrityError, transaction
 
 from taskmaster import gate
-from taskmaster.cluster import Queues
 from taskmaster.exits import DrainOpen
 from taskmaster.models import Blocker, DrainedWorker, GateRun
 from taskmaster.outcome import Outcome
+from taskmaster.replies import Queues
 
 BATCH = 1000  # rows per bulk statement
 

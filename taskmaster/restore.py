@@ -7,7 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from taskmaster.cluster import Cluster, Queues, queue_names
+from taskmaster.cluster import Cluster
+from taskmaster.replies import Queues, queue_names
 
 RESTORE_ATTEMPTS = 5
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from taskmaster.api import load_app, load_registry
+from taskmaster.loading import load_app, load_registry
 from taskmaster.models import TaskPolicy
 from taskmaster.policy import sync_registry
 from tests.lab import Lab

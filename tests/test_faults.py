@@ -252,9 +252,12 @@ def kill_gate_at(lab: Lab, phase: str, gate: subprocess.Popen[str]) -> None:
     if phase == "before cancel":
         wait_for(GateRun.objects.exists, step=0.02)
     else:
-        read_until(
-            gate, {"mid-cancel": "draining", "mid-poll": "poll:", "mid-restore": "restoring consumers"}[phase]
-        )
+        marker = {
+            "mid-cancel": "draining",
+            "mid-poll": "poll:",
+            "mid-restore": "restoring consumers",
+        }
+        read_until(gate, marker[phase])
     gate.kill()
     gate.wait()
 

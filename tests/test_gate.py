@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from taskmaster.cluster import Inspection, inspection_from_replies
 from taskmaster.gate import Gate, Verdict
 from taskmaster.registry import Classification, TaskInfo, classify
+from taskmaster.replies import Inspection, inspection_from_replies
 
 SNAPSHOT = json.loads((Path(__file__).parent / "snapshots/one_worker_mixed.json").read_text())
 WORKER = "rec@lab"

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from taskmaster.drain import StopRequest
+from taskmaster.stopping import StopRequest
 from taskmaster.streams import SafeStream, safe
 
 # The signals that stop a gate and restore its workers: a terminal closed or an SSH session

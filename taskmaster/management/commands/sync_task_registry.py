@@ -7,8 +7,8 @@ from typing import Any
 from django.core.management.base import CommandError
 from django.db import DatabaseError
 
-from taskmaster.api import load_app, load_registry
 from taskmaster.exits import ConfigurationError
+from taskmaster.loading import load_app, load_registry
 from taskmaster.management.common import SafeCommand
 from taskmaster.policy import sync_registry
 
