@@ -18,6 +18,7 @@ from typing import Any
 from taskmaster import records
 from taskmaster.cluster import Cluster, Discovery, broker_label
 from taskmaster.conf import app_settings
+from taskmaster.discovery import Discovering
 from taskmaster.drain import NO_WORKER, Drain, Observer
 from taskmaster.events import EventWatch
 from taskmaster.exits import ConfigurationError, GateError, GateFailed
@@ -98,11 +99,17 @@ def prepare_deploy(request: GateRequest, observer: Observer, stop: StopRequest) 
 
 
 def _gate(app: Any, request: GateRequest, observer: Observer, stop: StopRequest) -> Outcome:
-    registry = load_registry(app)
-    cluster = Cluster(app, reply_timeout=float(app_settings.REPLY_TIMEOUT))
+    reply_timeout = float(app_settings.REPLY_TIMEOUT)
+    cluster = Cluster(app, reply_timeout=reply_timeout)
     broker = broker_label(app)
-    with cluster.connected():
-        discovery = discover(cluster)
+    with Discovering(app, reply_timeout=reply_timeout) as discovering, cluster.connected():
+        # Discovery waits a whole reply timeout for workers it has not heard yet: meanwhile,
+        # load the registry, record it, and drain the workers that have answered.
+        registry = load_registry(app)
+        if not request.dry_run:
+            with database_errors(touched=False):
+                sync_registry(registry)
+        first = unique(discovering.result() if request.dry_run else discovering.settled())
         gate = Gate(
             registry,
             started_at=time.time(),
@@ -112,17 +119,16 @@ def _gate(app: Any, request: GateRequest, observer: Observer, stop: StopRequest)
         if stop.signum:  # nothing touched yet: nothing to restore
             return _interrupted(request, gate, broker, stop.signum)
         with database_errors(touched=False):
-            if not discovery.queues and not request.allow_no_workers:
+            if not first.answers and not request.allow_no_workers:
                 _refuse_blind_clear(broker)
             if request.dry_run:
-                return look_once(cluster, gate, discovery, request, broker)
-            sync_registry(registry)
+                return look_once(cluster, gate, first, request, broker)
             run = records.open_run(
                 timeout=gate.timeout,
                 interval=gate.interval,
                 hold=request.seconds("hold"),
                 broker=broker,
-                workers=discovery.queues,
+                workers=first.queues,
             )
         logger.info("gate run #%s opened on %s", run.pk, broker)
         with EventWatch(app) as events:
@@ -132,18 +138,16 @@ def _gate(app: Any, request: GateRequest, observer: Observer, stop: StopRequest)
                 run,
                 observer,
                 stop,
-                first=discovery,
+                first=first,
+                discovering=None if discovering.done.is_set() else discovering,
                 hold=request.seconds("hold"),
                 events=events,
             )
             return drain.execute()
 
 
-def discover(cluster: Cluster) -> Discovery:
-    """The workers that answer (one retry when none does), with no two under one name."""
-    discovery = cluster.discover()
-    if not discovery.answers:
-        discovery = cluster.discover()  # a reply can be late on a busy broker
+def unique(discovery: Discovery) -> Discovery:
+    """The discovery, unless two workers answer under one name: then nothing is touched."""
     if discovery.duplicates:
         raise ConfigurationError(
             ", ".join(f"{n} workers answer as {name}" for name, n in discovery.duplicates.items())

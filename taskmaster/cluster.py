@@ -8,7 +8,7 @@ out as ``BrokerUnavailable`` with a sentence a person can act on.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -132,17 +132,27 @@ class Cluster:
             ) from exc
 
     def _broadcast(
-        self, command: str, workers: Iterable[str] | None = None, **arguments: Any
+        self,
+        command: str,
+        workers: Iterable[str] | None = None,
+        *,
+        heard: Callable[[str, Any], None] | None = None,
+        **arguments: Any,
     ) -> list[tuple[str, Any]]:
         """Send ``command`` and return every (hostname, reply), duplicates kept.
 
         Addressed to named workers, the call returns as soon as each has answered (a round
         trip); to all (``workers=None``), it waits the whole reply timeout: only discovery
-        does that.
+        does that. ``heard`` is told of each reply as it arrives.
         """
         destination = sorted(workers) if workers is not None else None
         if destination == []:
             return []
+
+        def each(answer: dict[str, Any]) -> None:
+            for host, reply in answer.items():
+                heard(host, reply)  # type: ignore[misc]  # only passed on when set
+
         with self._broker_errors():
             replies = self.app.control.broadcast(
                 command,
@@ -152,6 +162,7 @@ class Cluster:
                 reply=True,
                 timeout=self.reply_timeout,
                 connection=self._connection,
+                callback=each if heard else None,
             )
         return [(host, reply) for answer in replies or [] for host, reply in answer.items()]
 
@@ -162,23 +173,23 @@ class Cluster:
 
     # -- discovery ---------------------------------------------------------------------
 
-    def discover(self) -> Discovery:
+    def discover(self, heard: Callable[[str, Any], None] | None = None) -> Discovery:
         """Every worker that answers, with its task consumers (one broadcast, one timeout).
 
         Celery does not list its control (``*.pidbox``) or event (``celeryev.*``) queues in
         ``active_queues``; they are filtered all the same, because cancelling them would cut
         the very channel the gate talks through.
         """
-        replies = self._broadcast("active_queues")
+        replies = self._broadcast("active_queues", heard=heard)
         return Discovery(
             answers=Counter(host for host, _ in replies),
-            queues={host: _task_queues(declarations) for host, declarations in replies},
+            queues={host: task_queues(declarations) for host, declarations in replies},
         )
 
     def queues(self, workers: Iterable[str]) -> Queues:
         """The named workers' task consumers with their full declarations."""
         return {
-            host: _task_queues(declarations)
+            host: task_queues(declarations)
             for host, declarations in self._by_worker("active_queues", workers).items()
         }
 
@@ -230,12 +241,8 @@ class Cluster:
 
     def release(self, workers: Iterable[str], *, run: int | None) -> set[str]:
         """End the lease of ``run`` now: each worker consumes its leased queues again."""
-        arguments = {} if run is None else {"run": run}
-        return {
-            h
-            for h, reply in self._broadcast("taskmaster_release", workers, **arguments)
-            if _ok(reply)
-        }
+        replies = self._broadcast("taskmaster_release", workers, run=run)
+        return {host for host, reply in replies if _ok(reply)}
 
     def leases(self, workers: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
         """The lease each worker holds ({} for none); workers without the module are left out."""
@@ -287,7 +294,7 @@ def _is_control_queue(name: str) -> bool:
     return name.endswith(".pidbox") or name.startswith("celeryev.")
 
 
-def _task_queues(declarations: Any) -> list[dict[str, Any]]:
+def task_queues(declarations: Any) -> list[dict[str, Any]]:
     return [q for q in declarations or [] if not _is_control_queue(q["name"])]
 
 

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from taskmaster import records
 from taskmaster.cluster import Cluster, Discovery
+from taskmaster.discovery import Discovering
 from taskmaster.ending import Ending, utc
 from taskmaster.events import EventWatch
 from taskmaster.exits import BrokerUnavailable, GateFailed
@@ -55,6 +56,7 @@ class Drain(Ending):
         stop: StopRequest,
         *,
         first: Discovery,
+        discovering: Discovering | None = None,
         hold: float,
         events: EventWatch | None = None,
         clock: Callable[[], float] = time.time,
@@ -66,6 +68,8 @@ class Drain(Ending):
         self.observer: Observer | None = observer
         self.stop = stop
         self.discovery: Discovery | None = first  # the caller's first look
+        self.discovering = discovering  # the rest of that discovery, still under way
+        self.clear_pending = False  # the last look found nothing; discovery is not over yet
         self.claimed = set(first.queues)  # claimed with the run (records.open_run)
         self.hold = hold
         self.events = events
@@ -73,6 +77,7 @@ class Drain(Ending):
         self.sleep = sleep
         self.notes: list[str] = []
         self.blockers = records.BlockerLog(run)
+        self.renewed = 0.0  # when the lease was last given or renewed (the clock's time)
 
     # -- the gate, step by step -----------------------------------------------------
 
@@ -122,8 +127,13 @@ class Drain(Ending):
 
     def poll(self) -> Decision:
         started = self.clock()
-        self.drain_newcomers(self.discovery or self.cluster.discover())
-        self.discovery = None
+        discovery = self.next_discovery()
+        joined = self.drain_newcomers(discovery) if discovery is not None else False
+        if self.clear_pending and discovery is not None and not joined:
+            # The last look found nothing to wait for, and discovery found no one else:
+            # drained workers fetch nothing, so that look still holds.
+            return Decision(Verdict.CLEAR, (), 0)
+        self.clear_pending = False
         workers = self.gate.workers
         consuming: dict[str, set[str]] = {}
         inspection = Inspection(answered=frozenset(), tasks=())
@@ -143,14 +153,34 @@ class Drain(Ending):
             self.notice_departures(inspection)
         now = self.clock()
         decision = self.gate.decide(inspection, consuming, now=now)
+        if decision.verdict == Verdict.CLEAR and self.discovering is not None:
+            self.clear_pending = True  # a clear waits for the last replies of discovery
+            decision = Decision(None, (), self.gate.deadline - now)
         self.blockers.record(decision.blockers, at=utc(now))
         self.tell(lambda observer: observer.polled(self.gate, decision, now))
         # The interval runs from the start of one poll to the start of the next.
         wait = max(0.0, decision.wait_seconds - (now - started))
         return Decision(decision.verdict, decision.blockers, wait)
 
-    def drain_newcomers(self, discovery: Discovery) -> None:
-        """Record, lease and cancel the workers this gate has not drained yet."""
+    def next_discovery(self) -> Discovery | None:
+        """What to drain next: the first look, then the end of that discovery, then a new one
+        at each full poll. None while the first discovery is still listening."""
+        if self.discovery is not None:
+            discovery, self.discovery = self.discovery, None
+            return discovery
+        if self.discovering is None:
+            return self.cluster.discover()
+        if not self.discovering.done.is_set():
+            return None
+        discovering, self.discovering = self.discovering, None
+        try:
+            return discovering.result()
+        except BrokerUnavailable:  # its connection failed: ask again on ours
+            self.clear_pending = False
+            return self.cluster.discover()
+
+    def drain_newcomers(self, discovery: Discovery) -> bool:
+        """Record, lease and cancel the workers this gate has not drained yet (if any)."""
         for name in sorted(set(discovery.duplicates) - self.gate.duplicates):
             self.note(
                 f"configuration error: {discovery.duplicates[name]} workers now answer as {name}"
@@ -167,16 +197,17 @@ class Drain(Ending):
                 self.gate.elsewhere.add(worker)
                 self.note(f"{worker} joined, but another drain holds it: left to that gate")
         if not joined:
-            return
+            return False
         self.gate.admit(joined)
         # The record comes before the first cancel: a killed gate leaves what a restore needs.
         records.save_snapshot(self.run, self.gate.snapshot)
+        seconds = lease_seconds(self.gate.interval)
         leased = self.cluster.lease(
-            joined,
-            run=self.run.pk,
-            seconds=lease_seconds(self.gate.interval),
-            gate=self.run.opened_by,
+            joined, run=self.run.pk, seconds=seconds, gate=self.run.opened_by
         )
+        if leased and not self.gate.leased:  # the first grant counts as the first renewal
+            self.renewed = self.clock()
+            records.renew_lease(self.run, utc(self.renewed + seconds))
         self.gate.leased |= leased
         for worker, declarations in sorted(joined.items()):
             names = ", ".join(sorted(queue_names(declarations)))
@@ -189,14 +220,18 @@ class Drain(Ending):
                     f"another database)?{lease} ./manage.py resume_consumers restores an "
                     "earlier drain"
                 )
-        self.cancel({w: queue_names(q) for w, q in joined.items()})
+        # Verified by the poll that follows (it re-cancels whatever is still consumed).
+        self.cluster.cancel({w: queue_names(q) for w, q in joined.items()})
+        return True
 
     def renew_lease(self, workers: list[str]) -> None:
+        """Once per interval or so: the lease lasts three intervals (a minute at least)."""
         holders = self.gate.leased.intersection(workers)
-        if holders:
+        if holders and self.clock() - self.renewed >= self.gate.interval / 2:
             seconds = lease_seconds(self.gate.interval)
             self.cluster.lease(holders, run=self.run.pk, seconds=seconds, gate=self.run.opened_by)
-            records.renew_lease(self.run, utc(self.clock() + seconds))
+            self.renewed = self.clock()
+            records.renew_lease(self.run, utc(self.renewed + seconds))
 
     def cancel(self, workers: dict[str, set[str]]) -> dict[str, set[str]]:
         """Cancel these consumers; Celery answers first, so verify and retry.
@@ -234,13 +269,15 @@ class Drain(Ending):
         while not self.stop.signum and (left := end - self.clock()) > 0:
             if self.events and self.events.activity.is_set():
                 return  # a task ended or a worker left (events from workers run with -E)
+            if self.discovering is not None and self.discovering.done.is_set():
+                return  # the first discovery is over: drain the late workers, or clear
             if self.clock() >= look:
                 asked = self.clock()
                 if watch.over(self.cluster, now=asked):
                     return
                 # A big backlog makes a look slow: never spend more than a fifth of the time on it.
                 look = self.clock() + max(WATCH_EVERY, 4 * (self.clock() - asked))
-            self.sleep(min(0.05, left))
+            self.sleep(min(0.02, left))
 
     def pause(self, seconds: float) -> None:
         end = self.clock() + seconds

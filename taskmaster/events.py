@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
+
+logger = logging.getLogger("taskmaster")
 
 
 class EventWatch:
@@ -23,6 +26,7 @@ class EventWatch:
         self.activity = threading.Event()
         self._stopped = threading.Event()
         self._receiver: Any = None
+        self.failing = False  # the last try to listen failed
         self._thread = threading.Thread(target=self._run, name="taskmaster-events", daemon=True)
 
     def __enter__(self) -> EventWatch:
@@ -33,7 +37,8 @@ class EventWatch:
         self._stopped.set()
         if self._receiver is not None:
             self._receiver.should_stop = True
-        self._thread.join(timeout=3)
+        # It stops by itself within its safety interval (half a second); waiting for that
+        # would only delay the verdict, and a daemon thread does not hold up the exit.
 
     def _run(self) -> None:
         while not self._stopped.is_set():
@@ -44,9 +49,14 @@ class EventWatch:
                     )
                     if self._stopped.is_set():
                         return
+                    self.failing = False
                     for _ in self._receiver.consume(safety_interval=0.5, wakeup=False):
                         pass
-            except Exception:  # the broker went away: the gate deals with it; listen again
+            except Exception as exc:  # the broker went away: the gate deals with it
+                # Said once per trouble, not once a second while the broker is away.
+                level = logging.DEBUG if self.failing else logging.WARNING
+                logger.log(level, "worker events: %r; listening again", exc, exc_info=True)
+                self.failing = True
                 self._stopped.wait(1)
 
     def _on_event(self, event: dict[str, Any]) -> None:

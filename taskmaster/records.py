@@ -12,7 +12,6 @@ import os
 import socket
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from django.db import IntegrityError, transaction
@@ -122,33 +121,31 @@ def renew_lease(run: GateRun, until: datetime) -> None:
     run.save(update_fields=["lease_until"])
 
 
-@dataclass
-class _Seen:
-    row: Blocker
-    present: bool = True  # seen at the last poll
-
-
 class BlockerLog:
     """The blockers of one run, kept in memory and written to the database in bulk.
 
-    Each poll writes the new blockers, those whose state changed, and those that went away
-    (their last sighting is final); rows still present are written once more at the verdict.
+    Each poll writes only what changed: the new blockers (bulk inserts), those whose state
+    changed, and those that went away (their last sighting is final). Blockers still there
+    are written once more at the verdict. A poll with thousands of held tasks that did not
+    change costs no query at all, and the verdict a few.
     """
 
     def __init__(self, run: GateRun) -> None:
         self.run = run
-        self.seen: dict[tuple[str, str], _Seen] = {}
+        self.rows: dict[tuple[str, str], Blocker] = {}
+        self.present: set[tuple[str, str]] = set()  # seen at the last poll
+        self.last_at: datetime | None = None  # when that poll was
 
     def record(self, blockers: Iterable[gate.Blocker], *, at: datetime) -> None:
         new: list[Blocker] = []
         changed: list[Blocker] = []
-        now_present: set[tuple[str, str]] = set()
+        present: set[tuple[str, str]] = set()
         for b in blockers:
             key = (b.id, b.worker)
-            now_present.add(key)
-            seen = self.seen.get(key)
-            if seen is None:
-                row = Blocker(
+            present.add(key)
+            row = self.rows.get(key)
+            if row is None:
+                row = self.rows[key] = Blocker(
                     run=self.run,
                     task_id=b.id,
                     name=b.name,
@@ -161,45 +158,44 @@ class BlockerLog:
                     first_seen=at,
                     last_seen=at,
                 )
-                self.seen[key] = _Seen(row)
                 new.append(row)
                 continue
-            row = seen.row
-            row.last_seen = at
-            if b.runtime_seconds is not None:
+            if b.runtime_seconds is not None:  # kept in memory: written when it is final
                 row.runtime_seconds = max(row.runtime_seconds or 0, b.runtime_seconds)
-            if row.state != b.state or not seen.present:
+            if row.state != b.state:
                 row.state = b.state
                 if b.state not in row.states.split(", "):
                     row.states = f"{row.states}, {b.state}"[:100]
                 row.reason = b.reason[:500]
                 changed.append(row)
-            seen.present = True
-        for key, seen in self.seen.items():
-            if seen.present and key not in now_present:
-                seen.present = False
-                changed.append(seen.row)  # gone: its last sighting is final
+        gone = [self.rows[key] for key in self.present - present]
         with transaction.atomic():
             Blocker.objects.bulk_create(new, batch_size=BATCH)
-            _update(changed)
+            Blocker.objects.bulk_update(changed, ["state", "states", "reason"], batch_size=BATCH)
+            if self.last_at is not None:
+                self._last_seen(gone, self.last_at)
+        self.present, self.last_at = present, at
 
     def close(self, final: Iterable[gate.Blocker]) -> None:
-        """At the verdict: the last sighting of those still present, and which still block."""
+        """At the verdict: the last sighting of those still there, and which still block."""
+        if self.last_at is None:
+            return
         still = {(b.id, b.worker) for b in final}
-        rows = []
-        for key, seen in self.seen.items():
-            seen.row.at_verdict = key in still
-            if seen.present or seen.row.at_verdict:
-                rows.append(seen.row)
-        _update(rows)
+        with transaction.atomic():
+            self._last_seen([self.rows[key] for key in self.present], self.last_at)
+            blocking = [self.rows[key].pk for key in still & set(self.rows)]
+            for start in range(0, len(blocking), BATCH):
+                chunk = blocking[start : start + BATCH]
+                Blocker.objects.filter(pk__in=chunk).update(at_verdict=True)
 
-
-def _update(rows: list[Blocker]) -> None:
-    Blocker.objects.bulk_update(
-        rows,
-        ["state", "states", "reason", "runtime_seconds", "last_seen", "at_verdict"],
-        batch_size=BATCH,
-    )
+    @staticmethod
+    def _last_seen(rows: list[Blocker], at: datetime) -> None:
+        """One statement per thousand rows; runtimes (running tasks only, a few) row by row."""
+        pks = [row.pk for row in rows]
+        for start in range(0, len(pks), BATCH):
+            Blocker.objects.filter(pk__in=pks[start : start + BATCH]).update(last_seen=at)
+        running = [row for row in rows if row.runtime_seconds is not None]
+        Blocker.objects.bulk_update(running, ["runtime_seconds"], batch_size=BATCH)
 
 
 def close_run(run: GateRun, outcome: Outcome) -> None:

@@ -1,29 +1,25 @@
-"""Renders a gate for people: a rich live view on a terminal, plain timestamped lines elsewhere.
+"""Renders a gate for people: plain timestamped lines, or a live view on a terminal (live.py).
 
-The core returns data; this is the only module that formats it. Blockers are grouped by task
-name, worst first, at most a screenful, so a backlog of thousands reads in a glance; a poll
-that saw the same picture as the last one prints nothing new. ``--json`` output is
-``Outcome.as_json()``, which keeps every blocker.
+The core returns data; this and ``live.py`` are the only modules that format it. Blockers
+are grouped by task name, worst first, at most a screenful, so a backlog of thousands reads
+in a glance; a poll that saw the same picture as the last one prints nothing new.
+``--json`` output is ``Outcome.as_json()``, which keeps every blocker.
 """
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import IO, Any
-
-from rich.console import Console, Group
-from rich.live import Live
-from rich.panel import Panel
-from rich.table import Table
-from rich.text import Text
+from typing import IO, TYPE_CHECKING, Any
 
 from taskmaster.exits import ExitCode
 from taskmaster.gate import Blocker, Decision, Gate, Verdict
 from taskmaster.outcome import Outcome
 from taskmaster.streams import SafeStream, safe
+
+if TYPE_CHECKING:
+    from taskmaster.live import LiveReport
 
 SCREENFUL = 10  # task groups (or workers) shown at once; the rest are counted
 STATE_ORDER = ("active", "reserved", "scheduled")
@@ -218,87 +214,10 @@ class PlainReport:
         self.stream.flush()
 
 
-class LiveReport:
-    """A rich live view for a person at a terminal, and a verdict panel at the end."""
-
-    def __init__(self, stream: IO[str], *, with_args: bool = False) -> None:
-        # The raw stream, not Django's OutputWrapper: it adds a newline to every write, which
-        # leaves a line of each redraw in the scrollback.
-        self.console = Console(file=safe(stream), force_terminal=True)  # type: ignore[arg-type]
-        self.with_args = with_args
-        self.live = Live(Text("discovering workers…"), console=self.console, auto_refresh=False)
-        self.live.start()
-
-    def note(self, text: str) -> None:
-        self.console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {text}", highlight=False)
-
-    def polled(self, gate: Gate, decision: Decision, now: float) -> None:
-        self.live.update(self.view(gate, decision, now), refresh=True)
-
-    def view(self, gate: Gate, decision: Decision, now: float) -> Group:
-        blocked = Counter(b.worker for b in decision.blockers)
-        silent = {b.worker: b.state for b in decision.blockers if not b.name}
-        workers = Table(title="Workers", expand=True, title_justify="left")
-        for column in ("worker", "recorded queues", "state"):
-            workers.add_column(column)
-        for worker in gate.workers[:SCREENFUL]:
-            names = ", ".join(sorted(q["name"] for q in gate.snapshot[worker])) or "-"
-            workers.add_row(worker, names, _worker_state(silent.get(worker), blocked[worker]))
-        if len(gate.workers) > SCREENFUL:
-            workers.add_row(f"… and {len(gate.workers) - SCREENFUL} more", "", "")
-        parts: list[Any] = [workers]
-        if decision.blockers:
-            parts.append(self.blockers(decision.blockers))
-        else:
-            parts.append(Text("no blockers"))
-        parts.append(Text.from_markup(f"time left: [bold]{seconds(gate.deadline - now)}[/]"))
-        return Group(*parts)
-
-    def blockers(self, blockers: tuple[Blocker, ...]) -> Table:
-        table = Table(title="Blockers, worst first", expand=True, title_justify="left")
-        for column in ("task", "count", "states", "oldest", "why"):
-            table.add_column(column)
-        workers, groups = worst_first(blockers)
-        for b in workers:
-            table.add_row(b.worker, "1", b.state, "-", b.reason)
-        shown = groups[: max(0, SCREENFUL - len(workers))]
-        for g in shown:
-            states = ", ".join(f"{n:,} {s}" for s, n in g.states)
-            table.add_row(g.name, f"{g.count:,}", states, seconds(g.oldest), g.reason)
-        if len(groups) > len(shown):
-            rest = groups[len(shown) :]
-            table.add_row(f"… and {len(rest)} more", f"{sum(g.count for g in rest):,}", "", "", "")
-        return table
-
-    def finish(self, outcome: Outcome) -> None:
-        self.live.stop()
-        lines = verdict_lines(outcome, with_args=self.with_args)
-        self.console.print(
-            Panel(
-                Text("\n".join(lines[1:])),
-                title=f"[bold]{str(outcome.verdict).upper()}[/] — {lines[0]}",
-                border_style="green" if outcome.exit_code == 0 else "red",
-            )
-        )
-
-    def close(self) -> None:
-        self.live.stop()
-
-
-def _worker_state(silent: str | None, blockers: int) -> str:
-    if silent == "unresponsive":
-        return "[red]unresponsive[/]"
-    if silent == "consuming":
-        return "[yellow]still consuming[/]"
-    if silent:
-        return f"[red]{silent}[/]"
-    if blockers:
-        return f"[red]drained, {blockers:,} blocker(s)[/]"
-    return "[green]drained, safe[/]"
-
-
 def human_report(stream: Any, *, errors: Any, with_args: bool) -> PlainReport | LiveReport:
     """A live view on a terminal, plain lines otherwise (CI, pipes, files)."""
     if safe(stream).isatty():
+        from taskmaster.live import LiveReport  # rich is loaded only for a person's terminal
+
         return LiveReport(stream, with_args=with_args)
     return PlainReport(stream, errors=errors, with_args=with_args)

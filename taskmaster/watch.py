@@ -23,6 +23,7 @@ class Watch:
 
     def __init__(self, blockers: Iterable[Blocker], *, now: float) -> None:
         blockers = list(blockers)
+        self.nothing = not blockers  # nothing to wait for: no reason to poll early either
         # A worker that blocks as a whole (silent, still consuming, a duplicate) cannot be
         # watched this way: the full poll decides about it.
         self.blind = any(not b.name for b in blockers)
@@ -40,7 +41,7 @@ class Watch:
         Asks about a few tasks at a time and stops at the first still held: while many are
         held, a round is one small question.
         """
-        if self.blind or now < self.due:
+        if self.nothing or self.blind or now < self.due:
             return False
         while self.held:
             question = {w: set(ids[:ASK_AT_ONCE]) for w, ids in self.held.items()}

@@ -1,0 +1,76 @@
+"""Discovery in a thread: one broadcast to every worker, heard as the replies come in.
+
+Finding the workers is the one step that must wait a whole reply timeout: a worker that has
+not answered yet may still be out there. The gate does not sit idle meanwhile. It drains the
+workers that answered at once (they answer within milliseconds of one another), and takes
+the late ones, if any, when the broadcast ends; a clear verdict waits for that end.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+from taskmaster.cluster import Cluster, Discovery, task_queues
+
+QUIET = 0.1  # seconds without a new reply after which the first answers count as settled
+
+
+class Discovering:
+    """A discovery under way, on a connection of its own."""
+
+    def __init__(self, app: Any, *, reply_timeout: float) -> None:
+        self.cluster = Cluster(app, reply_timeout=reply_timeout)
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._answers: Counter[str] = Counter()
+        self._queues: dict[str, list[dict[str, Any]]] = {}
+        self._last_heard = 0.0
+        self._thread = threading.Thread(target=self._run, name="taskmaster-discovery", daemon=True)
+
+    def __enter__(self) -> Discovering:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            with self.cluster.connected():
+                if not self.cluster.discover(self._heard).answers:
+                    self.cluster.discover(self._heard)  # a reply can be late on a busy broker
+        except BaseException as exc:  # handed to whoever reads the result
+            self.error = exc
+        finally:
+            self.done.set()
+
+    def _heard(self, host: str, declarations: Any) -> None:
+        with self._lock:
+            self._answers[host] += 1
+            self._queues[host] = task_queues(declarations)
+            self._last_heard = time.monotonic()
+
+    def settled(self) -> Discovery:
+        """The workers heard so far, once replies stop arriving (or the broadcast is over)."""
+        while not self.done.wait(0.01):
+            with self._lock:
+                if self._answers and time.monotonic() - self._last_heard >= QUIET:
+                    break
+        return self._so_far()
+
+    def result(self) -> Discovery:
+        """Every worker that answered the whole broadcast (raises what stopped it)."""
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        return self._so_far()
+
+    def _so_far(self) -> Discovery:
+        if self.error is not None:
+            raise self.error
+        with self._lock:
+            return Discovery(answers=Counter(self._answers), queues=dict(self._queues))
