@@ -22,9 +22,9 @@ from taskmaster.discovery import Discovering
 from taskmaster.drain import NO_WORKER, Drain, Observer
 from taskmaster.events import EventWatch
 from taskmaster.exits import ConfigurationError, GateError, GateFailed
-from taskmaster.gate import Gate, Verdict
+from taskmaster.gate import Gate, Verdict, classification_of
 from taskmaster.loading import check_settings_usable, database_errors, load_app, load_registry
-from taskmaster.outcome import Outcome, worker_reports
+from taskmaster.outcome import Outcome, TaskReport, worker_reports
 from taskmaster.policy import sync_registry
 from taskmaster.replies import Inspection
 from taskmaster.stopping import StopRequest
@@ -41,6 +41,8 @@ class GateRequest:
     hold: float | None = None
     dry_run: bool = False
     allow_no_workers: bool = False
+    requested_by: str = ""  # who asked from the admin, recorded on the run
+    requested_from: str = ""  # and from which address
 
     def resolved(self) -> GateRequest:
         """The request with the settings' defaults filled in, checked (ConfigurationError)."""
@@ -51,6 +53,8 @@ class GateRequest:
             hold=self.hold or float(app_settings.HOLD),
             dry_run=self.dry_run,
             allow_no_workers=self.allow_no_workers,
+            requested_by=self.requested_by,
+            requested_from=self.requested_from,
         )
         for name, value in (
             ("timeout", request.timeout),
@@ -129,6 +133,7 @@ def _gate(app: Any, request: GateRequest, observer: Observer, stop: StopRequest)
                 hold=request.seconds("hold"),
                 broker=broker,
                 workers=first.queues,
+                requested=(request.requested_by, request.requested_from),
             )
         logger.info("gate run #%s opened on %s", run.pk, broker)
         with EventWatch(app) as events:
@@ -165,7 +170,21 @@ def look_once(
     gate.leased = set(cluster.leases(drained)) if drained else set()
     workers = gate.workers
     inspection = cluster.inspect_tasks(workers) if workers else Inspection(frozenset(), ())
-    decision = gate.decide(inspection, {}, now=time.time())
+    now = time.time()
+    decision = gate.decide(inspection, {}, now=now)
+    blocking = {(b.id, b.worker) for b in decision.blockers}
+    tasks = [
+        TaskReport(
+            id=t.id,
+            name=t.name,
+            worker=t.worker,
+            state=t.state,
+            classification=str(classification_of(t, gate.registry)),
+            runtime_seconds=now - t.time_start if t.time_start else None,
+            blocks=(t.id, t.worker) in blocking,
+        )
+        for t in inspection.tasks
+    ]
     return Outcome(
         verdict=Verdict.BLOCKED if decision.blockers else Verdict.CLEAR,
         started_at=datetime.fromtimestamp(gate.started_at, timezone.utc),
@@ -176,6 +195,7 @@ def look_once(
         dry_run=True,
         workers=worker_reports(gate),
         blockers=decision.blockers,
+        tasks=tasks,
         notes=[] if workers else [NO_WORKER],
     )
 

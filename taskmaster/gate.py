@@ -97,6 +97,15 @@ def task_blocker(
     )
 
 
+def classification_of(task: TaskSeen, registry: Registry) -> Classification:
+    """What stopping its worker now would do to this task: for a running task, the worker's
+    own flag says (a late ack means interruptible); for the others, the registry."""
+    if task.state == "active" and not task.acknowledged:
+        return Classification.INTERRUPTIBLE
+    info = registry.get(task.name)
+    return info.classification if info else Classification.UNKNOWN
+
+
 def worker_blocker(
     worker: str, state: str, reason: str, last_seen: tuple[str, ...] = ()
 ) -> Blocker:

@@ -56,6 +56,14 @@ class GateRun(models.Model):
     ci_job = models.CharField(max_length=500, blank=True)
     command = models.CharField(max_length=500, blank=True)
     broker = models.CharField(max_length=500, blank=True)  # password masked
+    # A selective drain: {"workers": [shell patterns], "queues": [names]}; {} drains all.
+    scope = models.JSONField(default=dict, blank=True)
+    # Who asked for it from the admin (the Prepare deploy button), and from which address.
+    requested_by = models.CharField(max_length=150, blank=True)
+    requested_from = models.CharField(max_length=100, blank=True)
+    # Who restored it from the admin (the Resume consumers button), and from which address.
+    resumed_by = models.CharField(max_length=150, blank=True)
+    resumed_from = models.CharField(max_length=100, blank=True)
     # hostname -> the full declarations of the queues it consumed before the drain.
     snapshot = models.JSONField(default=dict)
     restored_at = models.DateTimeField(null=True, blank=True)

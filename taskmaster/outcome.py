@@ -32,6 +32,31 @@ def worker_reports(gate: Gate) -> list[WorkerReport]:
     ]
 
 
+@dataclass(frozen=True)
+class TaskReport:
+    """One task a worker holds, as a dry run saw it: what it is and whether it blocks."""
+
+    id: str
+    name: str
+    worker: str
+    state: str  # active | reserved | scheduled
+    classification: str  # interruptible | short | blocking | unknown
+    runtime_seconds: float | None
+    blocks: bool
+
+    def as_json(self) -> dict[str, Any]:
+        runtime = None if self.runtime_seconds is None else round(self.runtime_seconds, 1)
+        return {
+            "id": self.id,
+            "name": self.name,
+            "worker": self.worker,
+            "state": self.state,
+            "classification": self.classification,
+            "runtime_seconds": runtime,
+            "blocks": self.blocks,
+        }
+
+
 @dataclass
 class Outcome:
     verdict: Verdict
@@ -44,6 +69,7 @@ class Outcome:
     run_id: int | None = None
     workers: list[WorkerReport] = field(default_factory=list)
     blockers: tuple[Blocker, ...] = ()
+    tasks: list[TaskReport] = field(default_factory=list)  # a dry run's every task
     gone: list[str] = field(default_factory=list)  # workers that shut down cleanly mid-drain
     restore_problems: list[str] | None = None  # None: no restore was due
     signum: int | None = None  # the stop signal, for an interrupted gate
@@ -83,6 +109,7 @@ class Outcome:
             "broker": self.broker,
             "workers": [w.as_json() for w in self.workers],
             "blockers": [b.as_json(with_args=with_args) for b in self.blockers],
+            "tasks": [t.as_json() for t in self.tasks],
             "gone": sorted(self.gone),
             "restored": self.restored,
             "restore_problems": self.restore_problems or [],

@@ -72,7 +72,13 @@ def last_fleet() -> tuple[GateRun, list[str]] | None:
 
 
 def open_run(
-    *, timeout: float, interval: float, hold: float, broker: str, workers: Iterable[str]
+    *,
+    timeout: float,
+    interval: float,
+    hold: float,
+    broker: str,
+    workers: Iterable[str],
+    requested: tuple[str, str] = ("", ""),
 ) -> GateRun:
     """Create the open run and claim its workers, in one transaction (raises DrainOpen)."""
     workers = sorted(workers)
@@ -88,6 +94,8 @@ def open_run(
                 ci_job=ci_job()[:500],
                 command=" ".join(sys.argv)[:500],
                 broker=broker[:500],
+                requested_by=requested[0][:150],
+                requested_from=requested[1][:100],
             )
             DrainedWorker.objects.bulk_create(DrainedWorker(run=run, hostname=w) for w in workers)
             return run
@@ -221,11 +229,14 @@ def close_run(run: GateRun, outcome: Outcome) -> None:
             run.claims.all().delete()
 
 
-def mark_restored(run: GateRun, problems: list[str]) -> None:
+def mark_restored(
+    run: GateRun, problems: list[str], *, requested: tuple[str, str] = ("", "")
+) -> None:
     """After ``resume_consumers``: close the drain if everything is back."""
     now = datetime.now(timezone.utc)
     with transaction.atomic():
         run.restore_problems = problems
+        run.resumed_by, run.resumed_from = requested[0][:150], requested[1][:100]
         if not problems:
             run.restored_at = now
             run.is_open = False

@@ -34,11 +34,16 @@ class Resumed:
 
 
 def resume_consumers(
-    run_id: int | None, *, ignore_missing: bool, say: Callable[[str], None]
+    run_id: int | None,
+    *,
+    ignore_missing: bool,
+    say: Callable[[str], None],
+    requested: tuple[str, str] = ("", ""),
 ) -> Resumed:
     """Restore the open drains (or gate run ``run_id``), verify, and close them.
 
     Never raises for what it can run into; ``say`` receives each sentence for a person.
+    ``requested``: who asked from the admin, and from which address (kept on each run).
     """
     try:
         check_settings_usable()
@@ -50,7 +55,7 @@ def resume_consumers(
         result = Resumed()
         with cluster.connected():
             for run in runs:
-                _resume_one(cluster, run, broker, ignore_missing, say, result)
+                _resume_one(cluster, run, broker, ignore_missing, say, result, requested)
         return result
     except GateError as exc:
         return Resumed(exit_code=exc.exit_code, error=str(exc))
@@ -93,6 +98,7 @@ def _resume_one(
     ignore_missing: bool,
     say: Callable[[str], None],
     result: Resumed,
+    requested: tuple[str, str],
 ) -> None:
     if run.broker and run.broker != broker:
         raise ConfigurationError(
@@ -124,7 +130,7 @@ def _resume_one(
         cluster, run.snapshot, run=run.pk, skip=gone, missing_ok=ignore_missing, note=say
     )
     with database_errors(touched=True):
-        records.mark_restored(run, problems)
+        records.mark_restored(run, problems, requested=requested)
     if problems:
         result.problems += problems
         result.exit_code = ExitCode.RESTORE_INCOMPLETE

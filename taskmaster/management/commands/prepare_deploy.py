@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from argparse import ArgumentParser
+from argparse import SUPPRESS, ArgumentParser
 from datetime import datetime, timezone
 from typing import Any
 
@@ -72,6 +72,10 @@ class Command(SafeCommand):
             "that is down on purpose); without it, that is exit 2",
         )
 
+        # Set by the admin's Prepare deploy button, which runs this command in the background.
+        parser.add_argument("--requested-by", default="", help=SUPPRESS)
+        parser.add_argument("--requested-from", default="", help=SUPPRESS)
+
     def run_from_argv(self, argv: list[str]) -> None:
         self.json_requested = "--json" in argv
         super().run_from_argv(argv)
@@ -108,11 +112,15 @@ class Command(SafeCommand):
         dry_run: bool,
         show_args: bool,
         allow_no_workers: bool,
+        requested_by: str,
+        requested_from: str,
         **options: Any,
     ) -> None:
         with_args = show_args or app_settings.SHOW_TASK_ARGS
         human = self.raw(self.stderr if as_json else self.stdout)
-        request = GateRequest(timeout, interval, hold, dry_run, allow_no_workers)
+        request = GateRequest(
+            timeout, interval, hold, dry_run, allow_no_workers, requested_by, requested_from
+        )
         errors = self.raw(self.stderr)
         with stop_on_signals() as stop, failures_logged_to(errors):
             report = human_report(human, errors=errors, with_args=with_args)
