@@ -9,72 +9,26 @@ lives in ``recovery.py``.
 from __future__ import annotations
 
 import logging
-import math
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from taskmaster import records
-from taskmaster.cluster import Cluster, Discovery, broker_label
+from taskmaster.cluster import Cluster, Discovery, broker_label, redelivery
 from taskmaster.conf import app_settings
 from taskmaster.discovery import Discovering
 from taskmaster.drain import NO_WORKER, Drain, Observer
 from taskmaster.events import EventWatch
 from taskmaster.exits import ConfigurationError, GateError, GateFailed
-from taskmaster.gate import Gate, Verdict, classification_of
-from taskmaster.loading import check_settings_usable, database_errors, load_app, load_registry
-from taskmaster.outcome import Outcome, TaskReport, worker_reports
+from taskmaster.gate import Gate, Verdict
+from taskmaster.loading import database_errors, load_app, load_registry
+from taskmaster.outcome import Outcome, task_reports, worker_reports
 from taskmaster.policy import sync_registry
-from taskmaster.replies import Inspection
+from taskmaster.replies import Inspection, Queues
+from taskmaster.request import GateRequest
 from taskmaster.stopping import StopRequest
 
 logger = logging.getLogger("taskmaster")
-
-
-@dataclass(frozen=True)
-class GateRequest:
-    """What one gate is asked to do; ``None`` values come from the settings."""
-
-    timeout: float | None = None
-    interval: float | None = None
-    hold: float | None = None
-    dry_run: bool = False
-    allow_no_workers: bool = False
-    requested_by: str = ""  # who asked from the admin, recorded on the run
-    requested_from: str = ""  # and from which address
-
-    def resolved(self) -> GateRequest:
-        """The request with the settings' defaults filled in, checked (ConfigurationError)."""
-        check_settings_usable()
-        request = GateRequest(
-            timeout=self.timeout or float(app_settings.TIMEOUT),
-            interval=self.interval or float(app_settings.INTERVAL),
-            hold=self.hold or float(app_settings.HOLD),
-            dry_run=self.dry_run,
-            allow_no_workers=self.allow_no_workers,
-            requested_by=self.requested_by,
-            requested_from=self.requested_from,
-        )
-        for name, value in (
-            ("timeout", request.timeout),
-            ("interval", request.interval),
-            ("hold", request.hold),
-        ):
-            if not (isinstance(value, float) and math.isfinite(value) and value > 0):
-                raise ConfigurationError(f"the {name} must be a number of seconds above 0")
-        if request.seconds("interval") > request.seconds("timeout"):
-            raise ConfigurationError(
-                f"the interval ({request.interval:g} s) is longer than the timeout "
-                f"({request.timeout:g} s): the gate would poll once. Shorten --interval or "
-                "raise --timeout."
-            )
-        return request
-
-    def seconds(self, name: str) -> float:
-        value = getattr(self, name)
-        assert value is not None, "resolve the request first"
-        return float(value)
 
 
 def prepare_deploy(request: GateRequest, observer: Observer, stop: StopRequest) -> Outcome:
@@ -119,20 +73,26 @@ def _gate(app: Any, request: GateRequest, observer: Observer, stop: StopRequest)
             started_at=time.time(),
             timeout=request.seconds("timeout"),
             interval=request.seconds("interval"),
+            scope=request.scope,
         )
+        in_scope = gate.newcomers(first.queues)
+        if not in_scope and not request.allow_no_workers:
+            first = unique(discovering.result())  # a late reply may still be in scope
+            in_scope = gate.newcomers(first.queues)
         if stop.signum:  # nothing touched yet: nothing to restore
             return _interrupted(request, gate, broker, stop.signum)
         with database_errors(touched=False):
-            if not first.answers and not request.allow_no_workers:
-                _refuse_blind_clear(broker)
+            if not in_scope and not request.allow_no_workers:
+                _refuse_no_worker(broker, gate, first)
             if request.dry_run:
-                return look_once(cluster, gate, first, request, broker)
+                return look_once(cluster, gate, in_scope, request, broker)
             run = records.open_run(
                 timeout=gate.timeout,
                 interval=gate.interval,
                 hold=request.seconds("hold"),
                 broker=broker,
-                workers=first.queues,
+                workers=in_scope,
+                scope=request.scope.as_json(),
                 requested=(request.requested_by, request.requested_from),
             )
         logger.info("gate run #%s opened on %s", run.pk, broker)
@@ -143,10 +103,11 @@ def _gate(app: Any, request: GateRequest, observer: Observer, stop: StopRequest)
                 run,
                 observer,
                 stop,
+                request=request,
                 first=first,
                 discovering=None if discovering.done.is_set() else discovering,
-                hold=request.seconds("hold"),
                 events=events,
+                redelivery=redelivery(app),
             )
             return drain.execute()
 
@@ -162,29 +123,16 @@ def unique(discovery: Discovery) -> Discovery:
 
 
 def look_once(
-    cluster: Cluster, gate: Gate, discovery: Discovery, request: GateRequest, broker: str
+    cluster: Cluster, gate: Gate, in_scope: Queues, request: GateRequest, broker: str
 ) -> Outcome:
     """The dry run: what would block a gate now, without cancelling anything."""
-    gate.admit(discovery.queues)
-    drained = [w for w, queues in discovery.queues.items() if not queues]
+    gate.admit(in_scope)
+    drained = [w for w, queues in in_scope.items() if not queues]
     gate.leased = set(cluster.leases(drained)) if drained else set()
     workers = gate.workers
     inspection = cluster.inspect_tasks(workers) if workers else Inspection(frozenset(), ())
     now = time.time()
     decision = gate.decide(inspection, {}, now=now)
-    blocking = {(b.id, b.worker) for b in decision.blockers}
-    tasks = [
-        TaskReport(
-            id=t.id,
-            name=t.name,
-            worker=t.worker,
-            state=t.state,
-            classification=str(classification_of(t, gate.registry)),
-            runtime_seconds=now - t.time_start if t.time_start else None,
-            blocks=(t.id, t.worker) in blocking,
-        )
-        for t in inspection.tasks
-    ]
     return Outcome(
         verdict=Verdict.BLOCKED if decision.blockers else Verdict.CLEAR,
         started_at=datetime.fromtimestamp(gate.started_at, timezone.utc),
@@ -195,13 +143,24 @@ def look_once(
         dry_run=True,
         workers=worker_reports(gate),
         blockers=decision.blockers,
-        tasks=tasks,
+        tasks=task_reports(inspection.tasks, gate.registry, decision.blockers, now=now),
+        scope=request.scope.as_json(),
+        out_of_scope=sorted(gate.out_of_scope),
+        redelivery=redelivery(cluster.app),
         notes=[] if workers else [NO_WORKER],
     )
 
 
-def _refuse_blind_clear(broker: str) -> None:
-    """No worker answers, but this database's gates have drained some: a wrong broker URL?"""
+def _refuse_no_worker(broker: str, gate: Gate, discovery: Discovery) -> None:
+    """No worker to drain: none in the scope of a selective drain, or none at all although
+    this database's gates have drained some (a wrong broker URL?)."""
+    if discovery.answers:
+        seen = sorted(discovery.answers)
+        shown = ", ".join(seen[:5]) + (f" and {len(seen) - 5} more" if len(seen) > 5 else "")
+        raise ConfigurationError(
+            f"no worker matches {gate.scope.describe()}: {len(seen)} answered ({shown}). If "
+            "the one you meant is gone already, pass --allow-no-workers. Nothing was touched."
+        )
     fleet = records.last_fleet()
     if fleet is None:
         return  # a new project (the demo): nothing says workers should be there

@@ -68,6 +68,26 @@ def transport_errors(app: Any) -> tuple[type[BaseException], ...]:
     )
 
 
+def redelivery(app: Any) -> dict[str, Any]:
+    """When the broker delivers a late-acknowledged task again after its worker stopped."""
+    scheme = str(app.conf.broker_url or "amqp://").partition("://")[0].partition("+")[0]
+    options = app.conf.broker_transport_options or {}
+    if scheme in ("redis", "rediss", "sentinel", "sqs"):
+        # Unacknowledged messages wait in the broker until the visibility timeout, unless
+        # the worker puts them back itself as it shuts down cleanly.
+        timeout = float(options.get("visibility_timeout", 1800 if scheme == "sqs" else 3600))
+        when = (
+            "when its worker shuts down cleanly (SIGTERM), else only after the visibility "
+            f"timeout ({timeout:g} s)"
+        )
+        return {"transport": scheme, "visibility_timeout": timeout, "late_ack": when}
+    if scheme in ("amqp", "amqps", "pyamqp", "librabbitmq"):
+        when = "at once, as soon as its worker's connection closes"
+        return {"transport": scheme, "visibility_timeout": None, "late_ack": when}
+    when = "as this transport redelivers unacknowledged messages"
+    return {"transport": scheme, "visibility_timeout": None, "late_ack": when}
+
+
 @dataclass(frozen=True)
 class Discovery:
     """Who answered one broadcast, how many times under each name, and what they consume."""

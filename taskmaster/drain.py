@@ -13,7 +13,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from taskmaster import records
 from taskmaster.cluster import Cluster, Discovery
@@ -21,12 +21,16 @@ from taskmaster.discovery import Discovering
 from taskmaster.ending import Ending, utc
 from taskmaster.events import EventWatch
 from taskmaster.exits import BrokerUnavailable, GateFailed
+from taskmaster.forecast import Foresight
 from taskmaster.gate import Decision, Gate, Verdict
 from taskmaster.models import GateRun
-from taskmaster.outcome import Outcome
+from taskmaster.outcome import Outcome, TaskReport, task_reports
 from taskmaster.replies import Inspection, queue_names
 from taskmaster.stopping import StopRequest
 from taskmaster.watch import Watch
+
+if TYPE_CHECKING:
+    from taskmaster.request import GateRequest
 
 logger = logging.getLogger("taskmaster")
 
@@ -55,10 +59,11 @@ class Drain(Ending):
         observer: Observer,
         stop: StopRequest,
         *,
+        request: GateRequest,
         first: Discovery,
         discovering: Discovering | None = None,
-        hold: float,
         events: EventWatch | None = None,
+        redelivery: dict[str, Any] | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -71,13 +76,16 @@ class Drain(Ending):
         self.discovering = discovering  # the rest of that discovery, still under way
         self.clear_pending = False  # the last look found nothing; discovery is not over yet
         self.claimed = set(first.queues)  # claimed with the run (records.open_run)
-        self.hold = hold
+        self.hold = request.seconds("hold")
+        self.redelivery = redelivery or {}
+        self.foresight = Foresight(gate, fail_fast=request.fail_fast, redelivery=self.redelivery)
         self.events = events
         self.clock = clock
         self.sleep = sleep
         self.notes: list[str] = []
         self.blockers = records.BlockerLog(run)
         self.renewed = 0.0  # when the lease was last given or renewed (the clock's time)
+        self.tasks: list[TaskReport] = []  # every task of the last look
 
     # -- the gate, step by step -----------------------------------------------------
 
@@ -153,6 +161,15 @@ class Drain(Ending):
             self.notice_departures(inspection)
         now = self.clock()
         decision = self.gate.decide(inspection, consuming, now=now)
+        self.tasks = task_reports(inspection.tasks, self.gate.registry, decision.blockers, now=now)
+        for text in self.foresight.redelivered_twice(inspection.tasks, now=now):
+            self.note(text)
+        if decision.verdict is None:
+            notes, give_up = self.foresight.look(decision.blockers, now=now)
+            for text in notes:
+                self.note(text)
+            if give_up:
+                decision = Decision(Verdict.BLOCKED, decision.blockers, 0)
         if decision.verdict == Verdict.CLEAR and self.discovering is not None:
             self.clear_pending = True  # a clear waits for the last replies of discovery
             decision = Decision(None, (), self.gate.deadline - now)

@@ -9,15 +9,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import Any
 
 from django.db import DatabaseError
 
 from taskmaster import records
 from taskmaster.cluster import Cluster
 from taskmaster.exits import BrokerUnavailable, GateError, GateFailed
+from taskmaster.forecast import Foresight
 from taskmaster.gate import Blocker, Decision, Gate, Verdict
 from taskmaster.models import GateRun
-from taskmaster.outcome import Outcome, worker_reports
+from taskmaster.outcome import Outcome, TaskReport, worker_reports
 from taskmaster.restore import restore
 from taskmaster.stopping import StopRequest
 
@@ -29,6 +31,9 @@ class Ending:
 
     cluster: Cluster
     gate: Gate
+    tasks: list[TaskReport]
+    foresight: Foresight
+    redelivery: dict[str, Any]
     run: GateRun
     hold: float
     notes: list[str]
@@ -67,6 +72,11 @@ class Ending:
             broker=self.run.broker,
             run_id=self.run.pk,
             blockers=blockers,
+            tasks=self.tasks,
+            scope=self.gate.scope.as_json(),
+            out_of_scope=sorted(self.gate.out_of_scope),
+            expected_clear_at=utc(expected) if (expected := self.foresight.expected) else None,
+            redelivery=self.redelivery,
             gone=sorted(self.gate.gone),
             signum=self.stop.signum,
             notes=self.notes,

@@ -14,6 +14,7 @@ from django.db.models import TextChoices
 
 from taskmaster.registry import Classification, Registry
 from taskmaster.replies import Inspection, Queues, TaskSeen, queue_names
+from taskmaster.scope import Scope
 
 
 class Verdict(TextChoices):
@@ -143,6 +144,8 @@ class Gate:
     last_seen: dict[str, tuple[TaskSeen, ...]] = field(default_factory=dict)
     leased: set[str] = field(default_factory=set)  # workers that hold the drain lease
     elsewhere: set[str] = field(default_factory=set)  # workers another drain holds
+    scope: Scope = field(default_factory=Scope)  # a selective drain's filter
+    out_of_scope: set[str] = field(default_factory=set)  # workers seen but not drained
 
     @property
     def deadline(self) -> float:
@@ -159,9 +162,14 @@ class Gate:
         stay as they were before the drain.
         """
         self.gone -= set(queues)
-        return {
+        joined = {
             w: q for w, q in queues.items() if w not in self.snapshot and w not in self.elsewhere
         }
+        for worker, declarations in list(joined.items()):
+            if not self.scope.admits(worker, queue_names(declarations)):
+                self.out_of_scope.add(worker)
+                del joined[worker]
+        return joined
 
     def admit(self, queues: Queues) -> None:
         """Record these workers' consumers: this gate drains them and restores them."""

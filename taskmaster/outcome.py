@@ -6,13 +6,15 @@ whatever happened (DESIGN.md's command contract: keys may be added, never change
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from taskmaster.exits import ExitCode, GateError, signal_exit
-from taskmaster.gate import Blocker, Gate, Verdict
-from taskmaster.replies import queue_names
+from taskmaster.gate import Blocker, Gate, Verdict, classification_of
+from taskmaster.registry import Registry
+from taskmaster.replies import TaskSeen, queue_names
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,11 @@ class Outcome:
     run_id: int | None = None
     workers: list[WorkerReport] = field(default_factory=list)
     blockers: tuple[Blocker, ...] = ()
-    tasks: list[TaskReport] = field(default_factory=list)  # a dry run's every task
+    tasks: list[TaskReport] = field(default_factory=list)  # every task of the last look
+    scope: dict[str, Any] = field(default_factory=dict)  # a selective drain's filter
+    out_of_scope: list[str] = field(default_factory=list)  # workers seen, not drained
+    expected_clear_at: datetime | None = None  # when every blocker is bounded
+    redelivery: dict[str, Any] = field(default_factory=dict)  # the broker's, for acks_late
     gone: list[str] = field(default_factory=list)  # workers that shut down cleanly mid-drain
     restore_problems: list[str] | None = None  # None: no restore was due
     signum: int | None = None  # the stop signal, for an interrupted gate
@@ -105,13 +111,40 @@ class Outcome:
             "timeout": self.timeout,
             "interval": self.interval,
             "hold": self.hold,
-            "hold_until": self.hold_until.isoformat() if self.hold_until else None,
+            "hold_until": _iso(self.hold_until),
             "broker": self.broker,
             "workers": [w.as_json() for w in self.workers],
             "blockers": [b.as_json(with_args=with_args) for b in self.blockers],
             "tasks": [t.as_json() for t in self.tasks],
+            "scope": self.scope,
+            "out_of_scope": sorted(self.out_of_scope),
+            "expected_clear_at": _iso(self.expected_clear_at),
+            "redelivery": self.redelivery,
             "gone": sorted(self.gone),
             "restored": self.restored,
             "restore_problems": self.restore_problems or [],
             "notes": self.notes,
         }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def task_reports(
+    tasks: Iterable[TaskSeen], registry: Registry, blockers: Iterable[Blocker], *, now: float
+) -> list[TaskReport]:
+    """Every task a look saw, with what stopping its worker would do to it."""
+    blocking = {(b.id, b.worker) for b in blockers}
+    return [
+        TaskReport(
+            id=t.id,
+            name=t.name,
+            worker=t.worker,
+            state=t.state,
+            classification=str(classification_of(t, registry)),
+            runtime_seconds=now - t.time_start if t.time_start else None,
+            blocks=(t.id, t.worker) in blocking,
+        )
+        for t in tasks
+    ]

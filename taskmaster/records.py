@@ -13,6 +13,7 @@ import socket
 import sys
 from collections.abc import Iterable
 from datetime import datetime, timezone
+from typing import Any
 
 from django.db import IntegrityError, transaction
 
@@ -78,6 +79,7 @@ def open_run(
     hold: float,
     broker: str,
     workers: Iterable[str],
+    scope: dict[str, Any] | None = None,
     requested: tuple[str, str] = ("", ""),
 ) -> GateRun:
     """Create the open run and claim its workers, in one transaction (raises DrainOpen)."""
@@ -94,6 +96,7 @@ def open_run(
                 ci_job=ci_job()[:500],
                 command=" ".join(sys.argv)[:500],
                 broker=broker[:500],
+                scope=scope or {},
                 requested_by=requested[0][:150],
                 requested_from=requested[1][:100],
             )
@@ -177,11 +180,13 @@ class BlockerLog:
                 row.reason = b.reason[:500]
                 changed.append(row)
         gone = [self.rows[key] for key in self.present - present]
-        with transaction.atomic():
-            Blocker.objects.bulk_create(new, batch_size=BATCH)
-            Blocker.objects.bulk_update(changed, ["state", "states", "reason"], batch_size=BATCH)
-            if self.last_at is not None:
-                self._last_seen(gone, self.last_at)
+        if new or changed or gone:
+            with transaction.atomic():
+                Blocker.objects.bulk_create(new, batch_size=BATCH)
+                fields = ["state", "states", "reason"]
+                Blocker.objects.bulk_update(changed, fields, batch_size=BATCH)
+                if self.last_at is not None:
+                    self._last_seen(gone, self.last_at)
         self.present, self.last_at = present, at
 
     def close(self, final: Iterable[gate.Blocker]) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
+from jsonschema import Draft202012Validator
 
 from project.settings import filesystem_transport_options
 
@@ -28,27 +29,19 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
 BROKERS = {"rabbitmq": RABBITMQ_URL, "redis": REDIS_URL, "filesystem": "filesystem://"}
 
 
-# The keys of prepare_deploy's --json report, on every exit (docs/usage.md).
-REPORT_KEYS = {
-    "verdict",
-    "exit_code",
-    "dry_run",
-    "error",
-    "run_id",
-    "started_at",
-    "finished_at",
-    "timeout",
-    "interval",
-    "hold",
-    "hold_until",
-    "broker",
-    "workers",
-    "blockers",
-    "gone",
-    "restored",
-    "restore_problems",
-    "notes",
-}
+# The published schema of prepare_deploy's report: every report a test reads is checked
+# against it, and must carry every key it requires.
+REPORT_SCHEMA = json.loads((ROOT / "docs" / "report.schema.json").read_text())
+REPORT_KEYS = set(REPORT_SCHEMA["required"])
+report_validator = Draft202012Validator(
+    REPORT_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER
+)
+
+
+def valid_report(report: dict[str, Any]) -> dict[str, Any]:
+    """The report, after checking it against the published schema (raises if it is not)."""
+    report_validator.validate(report)
+    return report
 
 
 @dataclass
@@ -65,6 +58,7 @@ class Result:
         """The one JSON object on stdout, with every key of the contract and its exit code."""
         report: dict[str, Any] = json.loads(self.out)  # one object, nothing else
         assert set(report) == REPORT_KEYS, sorted(set(report) ^ REPORT_KEYS)
+        valid_report(report)
         assert report["exit_code"] == self.code
         return report
 

@@ -8,7 +8,8 @@ from argparse import SUPPRESS, ArgumentParser
 from datetime import datetime, timezone
 from typing import Any
 
-from taskmaster.api import GateRequest, prepare_deploy
+from taskmaster.api import prepare_deploy
+from taskmaster.ci import write_ci_outputs
 from taskmaster.conf import app_settings
 from taskmaster.exits import ConfigurationError
 from taskmaster.gate import Verdict
@@ -20,6 +21,8 @@ from taskmaster.management.common import (
 )
 from taskmaster.outcome import Outcome
 from taskmaster.report import human_report
+from taskmaster.request import GateRequest
+from taskmaster.scope import Scope
 
 
 class Command(SafeCommand):
@@ -72,6 +75,35 @@ class Command(SafeCommand):
             "that is down on purpose); without it, that is exit 2",
         )
 
+        parser.add_argument(
+            "--worker",
+            action="append",
+            default=[],
+            metavar="PATTERN",
+            dest="worker_patterns",
+            help="drain only the workers whose node name matches this shell-style pattern "
+            '(repeatable; e.g. "*@$HOSTNAME" in a Kubernetes preStop hook)',
+        )
+        parser.add_argument(
+            "--queue",
+            action="append",
+            default=[],
+            metavar="NAME",
+            dest="queue_names",
+            help="drain only the workers that consume this queue (repeatable); with --worker, "
+            "a worker must match both",
+        )
+        parser.add_argument(
+            "--fail-fast",
+            action="store_true",
+            help="give up at once when a running blocker with no time limit has already run "
+            "longer than the time left",
+        )
+        parser.add_argument(
+            "--report",
+            metavar="PATH",
+            help="also write the JSON report to this file (a CI artifact), whatever happens",
+        )
         # Set by the admin's Prepare deploy button, which runs this command in the background.
         parser.add_argument("--requested-by", default="", help=SUPPRESS)
         parser.add_argument("--requested-from", default="", help=SUPPRESS)
@@ -114,21 +146,38 @@ class Command(SafeCommand):
         allow_no_workers: bool,
         requested_by: str,
         requested_from: str,
+        worker_patterns: list[str],
+        queue_names: list[str],
+        fail_fast: bool,
+        report: str | None,
         **options: Any,
     ) -> None:
         with_args = show_args or app_settings.SHOW_TASK_ARGS
         human = self.raw(self.stderr if as_json else self.stdout)
         request = GateRequest(
-            timeout, interval, hold, dry_run, allow_no_workers, requested_by, requested_from
+            timeout,
+            interval,
+            hold,
+            dry_run,
+            allow_no_workers,
+            requested_by,
+            requested_from,
+            Scope(tuple(worker_patterns), tuple(queue_names)),
+            fail_fast,
         )
         errors = self.raw(self.stderr)
         with stop_on_signals() as stop, failures_logged_to(errors):
-            report = human_report(human, errors=errors, with_args=with_args)
+            view = human_report(human, errors=errors, with_args=with_args)
             try:
-                outcome = prepare_deploy(request, report, stop)
+                outcome = prepare_deploy(request, view, stop)
             finally:
-                report.close()
-            report.finish(outcome)
+                view.close()
+            view.finish(outcome)
+            annotations, problems = write_ci_outputs(outcome, report=report, with_args=with_args)
+            for line in annotations:
+                human.write(line + "\n")
+            for problem in problems:
+                errors.write(problem + "\n")
             if as_json:
                 self.stdout.write(_dumps(outcome.as_json(with_args=with_args)))
         if outcome.exit_code:

@@ -1,0 +1,55 @@
+"""What one gate is asked to do: the command's options, or the admin's button."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+from taskmaster.conf import app_settings
+from taskmaster.exits import ConfigurationError
+from taskmaster.loading import check_settings_usable
+from taskmaster.scope import Scope
+
+
+@dataclass(frozen=True)
+class GateRequest:
+    """What one gate is asked to do; ``None`` values come from the settings."""
+
+    timeout: float | None = None
+    interval: float | None = None
+    hold: float | None = None
+    dry_run: bool = False
+    allow_no_workers: bool = False
+    requested_by: str = ""  # who asked from the admin, recorded on the run
+    requested_from: str = ""  # and from which address
+    scope: Scope = field(default_factory=Scope)  # a selective drain: only these workers
+    fail_fast: bool = False  # give up at once on a blocker that cannot end in time
+
+    def resolved(self) -> GateRequest:
+        """The request with the settings' defaults filled in, checked (ConfigurationError)."""
+        check_settings_usable()
+        request = replace(
+            self,
+            timeout=self.timeout or float(app_settings.TIMEOUT),
+            interval=self.interval or float(app_settings.INTERVAL),
+            hold=self.hold or float(app_settings.HOLD),
+        )
+        for name, value in (
+            ("timeout", request.timeout),
+            ("interval", request.interval),
+            ("hold", request.hold),
+        ):
+            if not (isinstance(value, float) and math.isfinite(value) and value > 0):
+                raise ConfigurationError(f"the {name} must be a number of seconds above 0")
+        if request.seconds("interval") > request.seconds("timeout"):
+            raise ConfigurationError(
+                f"the interval ({request.interval:g} s) is longer than the timeout "
+                f"({request.timeout:g} s): the gate would poll once. Shorten --interval or "
+                "raise --timeout."
+            )
+        return request
+
+    def seconds(self, name: str) -> float:
+        value = getattr(self, name)
+        assert value is not None, "resolve the request first"
+        return float(value)

@@ -1,0 +1,157 @@
+"""What people and pipelines read, on made-up blockers: grouping, quiet polls, CI outputs.
+
+Pure logic (no broker, no worker): the end-to-end behaviour is in test_pipeline.py and
+test_terminal.py.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+from jsonschema import ValidationError
+
+from taskmaster.ci import annotation_lines, step_outputs, summary_markdown
+from taskmaster.gate import Blocker, Decision, Gate, Verdict
+from taskmaster.outcome import Outcome
+from taskmaster.report import SCREENFUL, PlainReport, blocker_lines, worst_first
+from tests.lab import valid_report
+
+NOW = 1_700_000_000.0
+
+
+def blocker(name: str, state: str = "reserved", *, n: int = 0, **kw: Any) -> Blocker:
+    values: dict[str, Any] = {
+        "id": f"{name}-{state}-{n}",
+        "name": name,
+        "worker": "w1@a",
+        "state": state,
+        "runtime_seconds": None,
+        "classification": "blocking",
+        "reason": f"{state} reason",
+    }
+    values.update(kw)
+    return Blocker(**values)
+
+
+def backlog(names: int, per_name: int) -> tuple[Blocker, ...]:
+    return tuple(blocker(f"app.tasks.t{i:02d}", n=j) for i in range(names) for j in range(per_name))
+
+
+def outcome(blockers: tuple[Blocker, ...], **kw: Any) -> Outcome:
+    start = datetime.fromtimestamp(NOW, timezone.utc)
+    values: dict[str, Any] = {
+        "verdict": Verdict.BLOCKED,
+        "started_at": start,
+        "timeout": 600.0,
+        "interval": 20.0,
+        "hold": 1800.0,
+        "run_id": 7,
+        "blockers": blockers,
+        "restore_problems": [],
+    }
+    values.update(kw)
+    return Outcome(**values)
+
+
+# -- grouping --------------------------------------------------------------------------
+
+
+def test_blockers_are_grouped_by_task_name_worst_first() -> None:
+    blockers = (
+        blocker("app.report", "reserved", n=1),
+        blocker("app.receipt", "active", classification="short", runtime_seconds=50),
+        blocker("app.report", "active", runtime_seconds=12, n=2),
+        blocker("app.report", "reserved", n=3),
+        blocker("", "unresponsive", id="w2@a", worker="w2@a", classification=""),
+        blocker("app.export", "scheduled"),
+    )
+
+    workers, groups = worst_first(blockers)
+
+    assert [b.worker for b in workers] == ["w2@a"]
+    # Running blocking tasks first; short ones last, even when they run longer.
+    assert [(g.name, g.states, g.oldest) for g in groups] == [
+        ("app.report", (("active", 1), ("reserved", 2)), 12),
+        ("app.export", (("scheduled", 1),), None),
+        ("app.receipt", (("active", 1),), 50),
+    ]
+    assert groups[0].reason == "active reason"  # why the worst of them blocks
+
+
+def test_a_backlog_reads_in_a_screenful_and_says_how_many_more() -> None:
+    lines = blocker_lines(backlog(names=40, per_name=125), with_args=False)  # 5,000 blockers
+
+    assert len(lines) == SCREENFUL + 1
+    assert lines[0] == "app.tasks.t00: 125 reserved on w1@a (blocking): reserved reason"
+    assert lines[-1] == (
+        "… and 30 more task name(s) (3,750 blockers): the JSON report (--json) lists every one"
+    )
+
+
+def test_a_poll_with_the_same_picture_prints_nothing_new() -> None:
+    stream = io.StringIO()
+    report = PlainReport(stream)
+    gate = Gate({}, started_at=NOW, timeout=600, interval=20, snapshot={"w1@a": []})
+    first = (blocker("app.report", "active", runtime_seconds=3),)
+    later = (blocker("app.report", "active", runtime_seconds=23),)  # only the runtime grew
+    changed = (*later, blocker("app.export", "reserved"))
+
+    report.polled(gate, Decision(None, first, 20), NOW)
+    after_first = stream.getvalue()
+    report.polled(gate, Decision(None, later, 20), NOW + 20)
+    quiet = stream.getvalue()
+    report.polled(gate, Decision(None, changed, 20), NOW + 40)
+
+    assert after_first.count("poll:") == 1
+    assert quiet == after_first
+    assert stream.getvalue().count("poll:") == 2
+    assert "app.export: 1 reserved" in stream.getvalue()
+
+
+# -- CI outputs ------------------------------------------------------------------------
+
+
+def test_step_outputs_for_later_steps() -> None:
+    assert step_outputs(outcome(backlog(2, 3))) == (
+        "verdict=blocked\nexit_code=1\nblockers=6\nrun_id=7\n"
+    )
+
+
+def test_at_most_ten_annotations_the_rest_rolled_into_one() -> None:
+    lines = annotation_lines(outcome(backlog(names=30, per_name=2)))
+
+    assert len(lines) == 10
+    assert lines[0] == (
+        "::error title=Deploy gate blocker::app.tasks.t00: 2 blocker(s) (2 reserved): "
+        "reserved reason"
+    )
+    assert lines[-1] == (
+        "::error title=Deploy gate blocker::… and 21 more blocking task names: see the report"
+    )
+
+
+def test_the_step_summary_stays_small_for_any_backlog() -> None:
+    huge = backlog(names=2000, per_name=3)  # 6,000 blockers in 2,000 task names
+
+    text = summary_markdown(outcome(huge))
+
+    assert text.startswith("### ⛔ Deploy gate: blocked — exit 1, gate run #7\n")
+    assert "| … 1975 more task names | 5,925 | | | see the JSON report |" in text
+    assert len(text.encode()) < 10_000  # GitHub's limit is 1 MiB per step
+    assert "Make the tasks in the table acks_late" in text
+
+
+def test_the_schema_rejects_a_report_that_breaks_the_contract() -> None:
+    report = outcome(()).as_json()
+    valid_report(report)  # the real thing passes
+    for broken in (
+        {**report, "verdict": "maybe"},
+        {**report, "started_at": "yesterday"},
+        {**report, "surprise": 1},
+        {k: v for k, v in report.items() if k != "exit_code"},
+    ):
+        with pytest.raises(ValidationError):
+            valid_report(broken)
