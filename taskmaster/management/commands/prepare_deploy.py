@@ -72,7 +72,8 @@ class Command(SafeCommand):
             "--allow-no-workers",
             action="store_true",
             help="clear when no worker answers although earlier gates drained some (a fleet "
-            "that is down on purpose); without it, that is exit 2",
+            "down on purpose), or none matches --worker/--queue (a pod whose worker has "
+            "stopped); without it, either is exit 2",
         )
 
         parser.add_argument(
