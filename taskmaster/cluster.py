@@ -271,6 +271,30 @@ class Cluster:
 
     # -- tasks -------------------------------------------------------------------------
 
+    def look(
+        self, workers: list[str], *, leased: set[str], run: int, seconds: float, gate: str
+    ) -> tuple[Queues, Inspection]:
+        """Each worker's consumers and tasks: one round trip for the workers that hold the
+        lease (``taskmaster_look``, which renews it too), the usual four for the others.
+
+        A worker counts as answering only if it answered every question put to it.
+        """
+        modern = [w for w in workers if w in leased]
+        replies = self._by_worker("taskmaster_look", modern, run=run, seconds=seconds, gate=gate)
+        looked = {host: reply for host, reply in replies.items() if _ok(reply)}
+        queues = {host: task_queues(reply["queues"]) for host, reply in looked.items()}
+        inspection = inspection_from_replies(
+            active={h: r["active"] for h, r in looked.items()},
+            reserved={h: r["reserved"] for h, r in looked.items()},
+            scheduled={h: r["scheduled"] for h, r in looked.items()},
+        )
+        others = [w for w in workers if w not in leased]
+        if others:
+            old = self.queues(others)
+            queues.update(old)
+            inspection = inspection.merged(self.inspect_tasks([w for w in others if w in old]))
+        return queues, inspection
+
     def inspect_tasks(self, workers: list[str]) -> Inspection:
         """Running, prefetched and ETA tasks of ``workers``; who answered all three."""
         return inspection_from_replies(

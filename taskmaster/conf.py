@@ -7,7 +7,7 @@ is reported as ``taskmaster.E00x`` instead of a crash deep inside a gate run.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings as django_settings
 from django.utils.module_loading import import_string
@@ -55,23 +55,23 @@ class Settings:
 
     @property
     def TIMEOUT(self) -> float:
-        return self._get("TIMEOUT")
+        return cast(float, self._get("TIMEOUT"))
 
     @property
     def INTERVAL(self) -> float:
-        return self._get("INTERVAL")
+        return cast(float, self._get("INTERVAL"))
 
     @property
     def HOLD(self) -> float:
-        return self._get("HOLD")
+        return cast(float, self._get("HOLD"))
 
     @property
     def SHORT_TASK_LIMIT(self) -> float:
-        return self._get("SHORT_TASK_LIMIT")
+        return cast(float, self._get("SHORT_TASK_LIMIT"))
 
     @property
     def REPLY_TIMEOUT(self) -> float:
-        return self._get("REPLY_TIMEOUT")
+        return cast(float, self._get("REPLY_TIMEOUT"))
 
     @property
     def SHOW_TASK_ARGS(self) -> bool:

@@ -31,9 +31,12 @@ class Discovering:
         self._last_heard = 0.0
         self._thread = threading.Thread(target=self._run, name="taskmaster-discovery", daemon=True)
 
-    def __enter__(self) -> Discovering:
+    def start(self) -> Discovering:
         self._thread.start()
         return self
+
+    def __enter__(self) -> Discovering:
+        return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self._thread.join()

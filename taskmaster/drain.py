@@ -73,8 +73,12 @@ class Drain(Ending):
         self.observer: Observer | None = observer
         self.stop = stop
         self.discovery: Discovery | None = first  # the caller's first look
-        self.discovering = discovering  # the rest of that discovery, still under way
-        self.clear_pending = False  # the last look found nothing; discovery is not over yet
+        # Discovery runs in the background: the first one (the caller's, still listening for
+        # late replies), then a new one every interval; a poll never waits for one.
+        self.discovering = discovering
+        self.discovered_at = clock()  # when the last discovery started
+        self.first_heard = discovering is None  # the first discovery is over
+        self.clear_pending = False  # the last look found nothing; the first discovery is not over
         self.claimed = set(first.queues)  # claimed with the run (records.open_run)
         self.hold = request.seconds("hold")
         self.redelivery = redelivery or {}
@@ -93,10 +97,14 @@ class Drain(Ending):
         decision = Decision(None, (), 0)
         try:
             while not self.stop.signum:
-                decision = self.poll_or_reconnect(decision)
-                if decision.verdict is not None:
-                    return self.finish(decision.verdict, decision.blockers)
-                self.wait(decision)
+                try:
+                    decision = self.poll()
+                    if decision.verdict is not None:
+                        return self.finish(decision.verdict, decision.blockers)
+                    self.wait(decision)
+                except BrokerUnavailable as exc:
+                    self.note(f"lost the broker ({exc}); reconnecting")
+                    self.reconnect()  # then poll at once: it re-verifies who consumes what
         except BrokerUnavailable as exc:
             return self.fail(
                 GateFailed(f"the broker stayed away past the deadline: {exc}"), decision
@@ -107,15 +115,6 @@ class Drain(Ending):
         assert self.stop.signum is not None
         self.note(f"stopped by {signal.Signals(self.stop.signum).name}: restoring consumers")
         return self.finish(Verdict.INTERRUPTED, decision.blockers)
-
-    def poll_or_reconnect(self, last: Decision) -> Decision:
-        try:
-            return self.poll()
-        except BrokerUnavailable as exc:
-            self.note(f"lost the broker ({exc}); reconnecting")
-            self.reconnect()
-            # Poll again at once: the next poll re-verifies who consumes what.
-            return Decision(None, last.blockers, 0)
 
     def reconnect(self) -> None:
         """Reconnect with backoff until the deadline (raises BrokerUnavailable after it)."""
@@ -146,15 +145,21 @@ class Drain(Ending):
         consuming: dict[str, set[str]] = {}
         inspection = Inspection(answered=frozenset(), tasks=())
         if workers:
-            current = self.cluster.queues(workers)
-            # Ask only the workers that just answered: a silent one would cost a reply
-            # timeout per call, and it is a blocker either way.
-            answering = [w for w in workers if w in current]
-            self.renew_lease(answering)
-            # A consumer can come back (a worker restarted, an add_consumer by hand).
-            consuming = self.cancel(self.gate.still_consuming(current))
-            if answering:
-                inspection = self.cluster.inspect_tasks(answering)
+            seconds = lease_seconds(self.gate.interval)
+            current, inspection = self.cluster.look(
+                workers,
+                leased=self.gate.leased,
+                run=self.run.pk,
+                seconds=seconds,
+                gate=self.run.opened_by,
+            )
+            self.record_lease(seconds)
+            # A consumer can come back (a worker restarted, an add_consumer by hand): cancel
+            # it again, and look anew at what the workers hold once it is gone.
+            still = self.gate.still_consuming(current)
+            if still:
+                consuming = self.cancel(still)
+                inspection = self.cluster.inspect_tasks([w for w in workers if w in current])
             if not inspection.answered:
                 # Nobody answers: our own connection may be the one that is broken.
                 self.cluster.reconnect(retries=0)
@@ -170,8 +175,8 @@ class Drain(Ending):
                 self.note(text)
             if give_up:
                 decision = Decision(Verdict.BLOCKED, decision.blockers, 0)
-        if decision.verdict == Verdict.CLEAR and self.discovering is not None:
-            self.clear_pending = True  # a clear waits for the last replies of discovery
+        if decision.verdict == Verdict.CLEAR and not self.first_heard:
+            self.clear_pending = True  # a clear waits for the last replies of the first discovery
             decision = Decision(None, (), self.gate.deadline - now)
         self.blockers.record(decision.blockers, at=utc(now))
         self.tell(lambda observer: observer.polled(self.gate, decision, now))
@@ -180,21 +185,28 @@ class Drain(Ending):
         return Decision(decision.verdict, decision.blockers, wait)
 
     def next_discovery(self) -> Discovery | None:
-        """What to drain next: the first look, then the end of that discovery, then a new one
-        at each full poll. None while the first discovery is still listening."""
+        """What to drain next: the caller's first look, then each background discovery as it
+        ends. None while one is still listening; a new one starts once per interval."""
         if self.discovery is not None:
             discovery, self.discovery = self.discovery, None
             return discovery
         if self.discovering is None:
-            return self.cluster.discover()
+            if self.clock() - self.discovered_at >= self.gate.interval:
+                self.discovering = Discovering(
+                    self.cluster.app, reply_timeout=self.cluster.reply_timeout
+                ).start()
+                self.discovered_at = self.clock()
+            return None
         if not self.discovering.done.is_set():
             return None
         discovering, self.discovering = self.discovering, None
+        self.first_heard = True
         try:
             return discovering.result()
-        except BrokerUnavailable:  # its connection failed: ask again on ours
+        except BrokerUnavailable as exc:  # its own connection failed: the next one retries
+            self.note(f"discovery failed ({exc}); trying again at the next poll")
             self.clear_pending = False
-            return self.cluster.discover()
+            return None
 
     def drain_newcomers(self, discovery: Discovery) -> bool:
         """Record, lease and cancel the workers this gate has not drained yet (if any)."""
@@ -241,12 +253,9 @@ class Drain(Ending):
         self.cluster.cancel({w: queue_names(q) for w, q in joined.items()})
         return True
 
-    def renew_lease(self, workers: list[str]) -> None:
-        """Once per interval or so: the lease lasts three intervals (a minute at least)."""
-        holders = self.gate.leased.intersection(workers)
-        if holders and self.clock() - self.renewed >= self.gate.interval / 2:
-            seconds = lease_seconds(self.gate.interval)
-            self.cluster.lease(holders, run=self.run.pk, seconds=seconds, gate=self.run.opened_by)
+    def record_lease(self, seconds: float) -> None:
+        """Every look renews the lease; the record of it is written once per half interval."""
+        if self.gate.leased and self.clock() - self.renewed >= self.gate.interval / 2:
             self.renewed = self.clock()
             records.renew_lease(self.run, utc(self.renewed + seconds))
 
@@ -286,7 +295,7 @@ class Drain(Ending):
         while not self.stop.signum and (left := end - self.clock()) > 0:
             if self.events and self.events.activity.is_set():
                 return  # a task ended or a worker left (events from workers run with -E)
-            if self.discovering is not None and self.discovering.done.is_set():
+            if self.clear_pending and self.discovering and self.discovering.done.is_set():
                 return  # the first discovery is over: drain the late workers, or clear
             if self.clock() >= look:
                 asked = self.clock()

@@ -9,7 +9,7 @@ the short-task limit (the worker will finish it soon), *blocking* otherwise.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.db.models import TextChoices
 
@@ -118,4 +118,4 @@ def _queue_of(app: Any, name: str) -> str | None:
     except Exception:  # a router that needs real arguments: the default queue is the honest guess
         return str(app.conf.task_default_queue)
     queue = route.get("queue")
-    return getattr(queue, "name", queue)
+    return cast("str | None", getattr(queue, "name", queue))

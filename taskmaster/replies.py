@@ -48,6 +48,9 @@ class Inspection:
     answered: frozenset[str]
     tasks: tuple[TaskSeen, ...]
 
+    def merged(self, other: Inspection) -> Inspection:
+        return Inspection(self.answered | other.answered, self.tasks + other.tasks)
+
 
 def inspection_from_replies(
     *, active: dict[str, Any], reserved: dict[str, Any], scheduled: dict[str, Any]

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from celery.utils.log import get_logger
+from celery.worker import control
 from celery.worker.control import control_command, inspect_command
 
 logger = get_logger(__name__)
@@ -54,10 +55,34 @@ class Lease:
 )
 def taskmaster_lease(state: Any, run: int, seconds: float, gate: str = "", **_: Any) -> Any:
     """Hold (or renew) the drain lease of a gate run for this many seconds."""
+    lease = _hold(state, int(run), float(seconds), gate)
+    return {"ok": f"lease of gate run #{run} held for {float(seconds):g} s", **lease.describe()}
+
+
+@control_command(
+    args=[("run", int), ("seconds", float), ("gate", str)],
+    signature="[run seconds [gate]]",
+)
+def taskmaster_look(
+    state: Any, run: int | None = None, seconds: float | None = None, gate: str = "", **_: Any
+) -> Any:
+    """What a gate needs at each poll, in one reply: the consumers, the running, prefetched
+    and scheduled tasks, and (given a run) the drain lease, renewed."""
+    lease = _hold(state, int(run), float(seconds), gate) if run and seconds else None
+    return {
+        "queues": control.active_queues(state),
+        "active": control.active(state, safe=True),
+        "reserved": control.reserved(state),
+        "scheduled": control.scheduled(state),
+        "lease": lease.describe() if lease else {},
+    }
+
+
+def _hold(state: Any, run: int, seconds: float, gate: str) -> Lease:
     consumer = state.consumer
     lease = getattr(consumer, _ATTRIBUTE, None)
     if lease is None:
-        lease = Lease(run=int(run), gate=gate, expires=0.0)
+        lease = Lease(run=run, gate=gate, expires=0.0)
         setattr(consumer, _ATTRIBUTE, lease)
     # Called before each cancel: what the worker consumes now is what the drain takes away.
     # A lease taken over from an earlier gate (a clear verdict held, then another gate) keeps
@@ -65,10 +90,10 @@ def taskmaster_lease(state: Any, run: int, seconds: float, gate: str = "", **_: 
     consuming = consumer.task_consumer.queues if consumer.task_consumer else []
     for queue in consuming:
         lease.queues.setdefault(queue.name, queue)
-    lease.run, lease.gate = int(run), gate or lease.gate
-    lease.expires = time.monotonic() + float(seconds)
-    consumer.timer.call_after(float(seconds), _check_expiry, (consumer,))
-    return {"ok": f"lease of gate run #{run} held for {float(seconds):g} s", **lease.describe()}
+    lease.run, lease.gate = run, gate or lease.gate
+    lease.expires = time.monotonic() + seconds
+    consumer.timer.call_after(seconds, _check_expiry, (consumer,))
+    return lease
 
 
 @control_command(args=[("run", int)], signature="[run]")

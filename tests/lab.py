@@ -20,6 +20,8 @@ from typing import Any
 
 from celery import Celery
 from jsonschema import Draft202012Validator
+from kombu import Connection
+from kombu.utils.url import maybe_sanitize_url
 
 from project.settings import filesystem_transport_options
 
@@ -100,6 +102,11 @@ class Lab:
         self.app = Celery(
             "lab", broker=self.broker_url, broker_transport_options=options, set_as_current=False
         )
+
+    @property
+    def broker_label(self) -> str:
+        """The broker URL as the gate shows it: normalized, password masked."""
+        return str(maybe_sanitize_url(Connection(self.broker_url).as_uri(include_password=True)))
 
     @property
     def env(self) -> dict[str, str]:

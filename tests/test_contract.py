@@ -320,7 +320,7 @@ def test_an_unexpected_error_restores_first_logs_the_traceback_and_exits_6(lab: 
     run = closed_run()
     assert run.verdict == "error"
     log = (lab.var_dir / "taskmaster.log").read_text()  # the project's LOGGING: a file
-    assert f"gate run #{run.pk} opened on amqp://guest:**@127.0.0.1:5672//" in log
+    assert f"gate run #{run.pk} opened on {lab.broker_label}" in log
     assert f"ERROR taskmaster: gate run #{run.pk} failed; restoring its consumers" in log
     assert f"gate run #{run.pk}: consumers restored on {node}" in log
     assert f"gate run #{run.pk}: error (exit 6)" in log
@@ -397,7 +397,7 @@ def test_resume_refuses_a_run_recorded_on_another_broker(lab: Lab) -> None:
     assert result.code == 2, result.text
     assert result.err == (
         f"gate run #{run.pk} drained the workers of amqp://deployer:**@rabbit.prod:5672//, but "
-        "this project's broker is amqp://guest:**@127.0.0.1:5672//: run resume_consumers where "
+        f"this project's broker is {lab.broker_label}: run resume_consumers where "
         "the workers' broker is configured. Nothing was restored.\n"
     )
     assert GateRun.objects.get().is_open
