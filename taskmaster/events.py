@@ -44,6 +44,8 @@ class EventWatch:
         while not self._stopped.is_set():
             try:
                 with self.app.connection_for_read() as conn:
+                    # kombu would retry a broker that is away without end, and say nothing.
+                    conn.ensure_connection(max_retries=1)
                     self._receiver = self.app.events.Receiver(
                         conn, handlers={"*": self._on_event}, app=self.app
                     )
@@ -55,7 +57,8 @@ class EventWatch:
             except Exception as exc:  # the broker went away: the gate deals with it
                 # Said once per trouble, not once a second while the broker is away.
                 level = logging.DEBUG if self.failing else logging.WARNING
-                logger.log(level, "worker events: %r; listening again", exc, exc_info=True)
+                logger.log(level, "worker events: %r; listening again", exc)
+                logger.debug("worker events: the error in full", exc_info=True)
                 self.failing = True
                 self._stopped.wait(1)
 
