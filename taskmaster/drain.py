@@ -90,6 +90,7 @@ class Drain(Ending):
         self.blockers = records.BlockerLog(run)
         self.renewed = 0.0  # when the lease was last given or renewed (the clock's time)
         self.tasks: list[TaskReport] = []  # every task of the last look
+        self.poll_seconds = 0.0  # how long the last poll took
 
     # -- the gate, step by step -----------------------------------------------------
 
@@ -165,7 +166,7 @@ class Drain(Ending):
                 self.cluster.reconnect(retries=0)
             self.notice_departures(inspection)
         now = self.clock()
-        decision = self.gate.decide(inspection, consuming, now=now)
+        decision = self.gate.decide(inspection, consuming, now=now, poll_seconds=self.poll_seconds)
         self.tasks = task_reports(inspection.tasks, self.gate.registry, decision.blockers, now=now)
         for text in self.foresight.redelivered_twice(inspection.tasks, now=now):
             self.note(text)
@@ -181,6 +182,7 @@ class Drain(Ending):
         self.blockers.record(decision.blockers, at=utc(now))
         self.tell(lambda observer: observer.polled(self.gate, decision, now))
         # The interval runs from the start of one poll to the start of the next.
+        self.poll_seconds = self.clock() - started
         wait = max(0.0, decision.wait_seconds - (now - started))
         return Decision(decision.verdict, decision.blockers, wait)
 

@@ -218,13 +218,24 @@ class Gate:
         return found
 
     def decide(
-        self, inspection: Inspection, consuming: dict[str, set[str]], *, now: float
+        self,
+        inspection: Inspection,
+        consuming: dict[str, set[str]],
+        *,
+        now: float,
+        poll_seconds: float = 0.0,
     ) -> Decision:
+        """The verdict, or how long to wait for the next poll.
+
+        ``poll_seconds``, how long a poll takes, moves the last poll earlier, so that it
+        ends at the deadline instead of starting there: a big backlog makes a poll slow.
+        """
         blockers = tuple(self.blockers(inspection, consuming, now=now))
         for worker in inspection.answered:
             self.last_seen[worker] = tuple(t for t in inspection.tasks if t.worker == worker)
         if not blockers:
             return Decision(Verdict.CLEAR, blockers, 0)
-        if now >= self.deadline:
+        last_start = self.deadline - poll_seconds
+        if now >= last_start:
             return Decision(Verdict.BLOCKED, blockers, 0)
-        return Decision(None, blockers, min(self.interval, self.deadline - now))
+        return Decision(None, blockers, min(self.interval, last_start - now))

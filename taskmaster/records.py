@@ -183,8 +183,7 @@ class BlockerLog:
         if new or changed or gone:
             with transaction.atomic():
                 Blocker.objects.bulk_create(new, batch_size=BATCH)
-                fields = ["state", "states", "reason"]
-                Blocker.objects.bulk_update(changed, fields, batch_size=BATCH)
+                self._changed(changed)
                 if self.last_at is not None:
                     self._last_seen(gone, self.last_at)
         self.present, self.last_at = present, at
@@ -200,6 +199,19 @@ class BlockerLog:
             for start in range(0, len(blocking), BATCH):
                 chunk = blocking[start : start + BATCH]
                 Blocker.objects.filter(pk__in=chunk).update(at_verdict=True)
+
+    @staticmethod
+    def _changed(rows: list[Blocker]) -> None:
+        """Rows that changed state change together (a backlog's ETA tasks all fall due):
+        one statement per new value, not a CASE over thousands of rows."""
+        groups: dict[tuple[str, str, str], list[int]] = {}
+        for row in rows:
+            groups.setdefault((row.state, row.states, row.reason), []).append(row.pk)
+        for (state, states, reason), pks in groups.items():
+            for start in range(0, len(pks), BATCH):
+                Blocker.objects.filter(pk__in=pks[start : start + BATCH]).update(
+                    state=state, states=states, reason=reason
+                )
 
     @staticmethod
     def _last_seen(rows: list[Blocker], at: datetime) -> None:

@@ -28,10 +28,12 @@ class GateRequest:
     def resolved(self) -> GateRequest:
         """The request with the settings' defaults filled in, checked (ConfigurationError)."""
         check_settings_usable()
+        timeout = self.timeout or float(app_settings.TIMEOUT)
         request = replace(
             self,
-            timeout=self.timeout or float(app_settings.TIMEOUT),
-            interval=self.interval or float(app_settings.INTERVAL),
+            timeout=timeout,
+            # `--timeout 5` alone means five seconds, not an error about a default interval.
+            interval=self.interval or min(float(app_settings.INTERVAL), timeout),
             hold=self.hold or float(app_settings.HOLD),
         )
         for name, value in (

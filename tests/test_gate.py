@@ -189,3 +189,10 @@ def test_duplicate_node_names_block() -> None:
     assert [(b.worker, b.state) for b in g.decide(empty, {}, now=NOW).blockers] == [
         (WORKER, "duplicate")
     ]
+
+
+def test_a_slow_poll_moves_the_last_poll_earlier_so_the_gate_ends_at_its_deadline() -> None:
+    g = gate(timeout=30)
+    assert g.decide(recorded(), {}, now=g.deadline - 5, poll_seconds=2).wait_seconds == 3
+    last = g.decide(recorded(), {}, now=g.deadline - 1.5, poll_seconds=2)
+    assert last.verdict is Verdict.BLOCKED  # a poll now would end past the deadline
