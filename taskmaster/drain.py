@@ -166,6 +166,16 @@ class Drain(Ending):
                 self.cluster.reconnect(retries=0)
             self.notice_departures(inspection)
         now = self.clock()
+        decision = self.judge(inspection, consuming, now)
+        self.blockers.record(decision.blockers, at=utc(now))
+        self.tell(lambda observer: observer.polled(self.gate, decision, now))
+        # The interval runs from the start of one poll to the start of the next.
+        self.poll_seconds = self.clock() - started
+        wait = max(0.0, decision.wait_seconds - (now - started))
+        return Decision(decision.verdict, decision.blockers, wait)
+
+    def judge(self, inspection: Inspection, consuming: dict[str, set[str]], now: float) -> Decision:
+        """The gate's decision on this look, and what to say ahead of time about it."""
         decision = self.gate.decide(inspection, consuming, now=now, poll_seconds=self.poll_seconds)
         self.tasks = task_reports(inspection.tasks, self.gate.registry, decision.blockers, now=now)
         for text in self.foresight.redelivered_twice(inspection.tasks, now=now):
@@ -175,16 +185,11 @@ class Drain(Ending):
             for text in notes:
                 self.note(text)
             if give_up:
-                decision = Decision(Verdict.BLOCKED, decision.blockers, 0)
+                return Decision(Verdict.BLOCKED, decision.blockers, 0)
         if decision.verdict == Verdict.CLEAR and not self.first_heard:
             self.clear_pending = True  # a clear waits for the last replies of the first discovery
-            decision = Decision(None, (), self.gate.deadline - now)
-        self.blockers.record(decision.blockers, at=utc(now))
-        self.tell(lambda observer: observer.polled(self.gate, decision, now))
-        # The interval runs from the start of one poll to the start of the next.
-        self.poll_seconds = self.clock() - started
-        wait = max(0.0, decision.wait_seconds - (now - started))
-        return Decision(decision.verdict, decision.blockers, wait)
+            return Decision(None, (), self.gate.deadline - now)
+        return decision
 
     def next_discovery(self) -> Discovery | None:
         """What to drain next: the caller's first look, then each background discovery as it
