@@ -22,6 +22,7 @@ Writes the figures to ``benchmarks/results.json`` and the plot to
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -63,15 +64,20 @@ from taskmaster.request import GateRequest  # noqa: E402
 from taskmaster.stopping import StopRequest  # noqa: E402
 from tests.lab import Lab, wait_for  # noqa: E402
 
-SUCCEEDED = re.compile(r"^\[(?P<at>[\d-]+ [\d:,]+): INFO/\S+\] Task \S+\[(?P<id>[\w-]+)\] succeeded")
+SUCCEEDED = re.compile(
+    r"^\[(?P<at>[\d-]+ [\d:,]+): INFO/\S+\] Task \S+\[(?P<id>[\w-]+)\] succeeded"
+)
 
 
 def machine() -> dict[str, Any]:
     cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
         platform.processor(),
-    )  # fmt: skip
+    )
     memory = int(Path("/proc/meminfo").read_text().split()[1]) // 1024 // 1024
     rabbit = subprocess.run(["rabbitmqctl", "version"], capture_output=True, text=True).stdout
     redis = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout
@@ -121,10 +127,8 @@ def purge(lab: Lab) -> None:
     with lab.app.connection_for_write() as conn:
         channel = conn.default_channel
         for name in (lab.queue, f"{lab.queue}-2"):
-            try:
+            with contextlib.suppress(Exception):  # not declared on this broker: nothing to purge
                 channel.queue_purge(name)
-            except Exception:  # not declared on this broker: nothing to purge
-                pass
 
 
 def timed(fn: Callable[[], Any]) -> float:
@@ -244,11 +248,16 @@ def one_poll(lab: Lab, registry: Any, polls: int = 5) -> float:
     return median(took)
 
 
-def workers_figures(broker: str, counts: list[int], runs: int, registry: Any) -> list[dict[str, Any]]:
+def workers_figures(
+    broker: str, counts: list[int], runs: int, registry: Any
+) -> list[dict[str, Any]]:
     rows = []
     for count in counts:
         with lab_on(broker) as lab:
-            started = [lab.start_worker(f"s{n}", pool="solo", concurrency=1, wait=False) for n in range(count)]
+            started = [
+                lab.start_worker(f"s{n}", pool="solo", concurrency=1, wait=False)
+                for n in range(count)
+            ]
             for worker in started:
                 lab.wait_ready(worker, timeout=300)
             time.sleep(2)
@@ -286,15 +295,19 @@ def held_figures(broker: str, counts: list[int], registry: Any) -> list[dict[str
             for _ in nodes:  # each worker runs one long blocking task...
                 lab.send("generate_report", 600)
             with lab.app.producer_or_acquire() as producer:  # ...and holds its share of these
-                for n in range(count):
+                for _ in range(count):
                     lab.app.send_task(
-                        "project.tasks.generate_report", args=(1,), queue=lab.queue,
+                        "project.tasks.generate_report",
+                        args=(1,),
+                        queue=lab.queue,
                         producer=producer,
-                    )  # fmt: skip
-            wait_for(lambda: held(lab, nodes) >= count, timeout=120, step=1)
+                    )
+            wait_for(lambda n=nodes, c=count: held(lab, n) >= c, timeout=120, step=1)
             poll = one_poll(lab, registry, polls=3)
             timeout = 15
-            took, result = wall(lab, "prepare_deploy", "--interval", "5", "--timeout", str(timeout), "--json")
+            took, result = wall(
+                lab, "prepare_deploy", "--interval", "5", "--timeout", str(timeout), "--json"
+            )
             report = json.loads(result.out)
             overshoot = (
                 datetime.fromisoformat(report["finished_at"])
@@ -334,20 +347,38 @@ def plot(results: dict[str, Any], path: Path) -> None:
         if rows:
             counts = [r["workers"] for r in rows]
             left.plot(counts, [r["gate_s"] for r in rows], style, label=f"whole gate ({broker})")
-            left.plot(counts, [r["inspect_active_cli_s"] for r in rows], style, alpha=0.5,
-                      label=f"celery inspect active CLI ({broker})")  # fmt: skip
-            left.plot(counts, [r["poll_s"] for r in rows], style, alpha=0.8,
-                      label=f"one poll ({broker})")  # fmt: skip
+            left.plot(
+                counts,
+                [r["inspect_active_cli_s"] for r in rows],
+                style,
+                alpha=0.5,
+                label=f"celery inspect active CLI ({broker})",
+            )
+            left.plot(
+                counts, [r["poll_s"] for r in rows], style, alpha=0.8, label=f"one poll ({broker})"
+            )
         rows = [r for r in results["held"] if r["broker"] == broker]
         if rows:
             held_counts = [r["held"] for r in rows]
-            right.plot(held_counts, [r["poll_s"] for r in rows], style, label=f"one poll ({broker})")
-            right.plot(held_counts, [r["past_deadline_s"] for r in rows], style, alpha=0.6,
-                       label=f"gate end past its deadline ({broker})")  # fmt: skip
-    left.set(xscale="log", xlabel="idle workers", ylabel="seconds", title="Gate time against workers")
+            right.plot(
+                held_counts, [r["poll_s"] for r in rows], style, label=f"one poll ({broker})"
+            )
+            right.plot(
+                held_counts,
+                [r["past_deadline_s"] for r in rows],
+                style,
+                alpha=0.6,
+                label=f"gate end past its deadline ({broker})",
+            )
+    left.set(
+        xscale="log", xlabel="idle workers", ylabel="seconds", title="Gate time against workers"
+    )
     left.set_xticks([1, 4, 16, 64], labels=["1", "4", "16", "64"])
-    right.set(xlabel="held tasks (prefetched, blocking)", ylabel="seconds",
-              title="Gate time against held tasks")  # fmt: skip
+    right.set(
+        xlabel="held tasks (prefetched, blocking)",
+        ylabel="seconds",
+        title="Gate time against held tasks",
+    )
     for axes in (left, right):
         axes.grid(alpha=0.3)
         axes.legend(fontsize=7)
