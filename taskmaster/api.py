@@ -14,7 +14,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from taskmaster import records
-from taskmaster.cluster import Cluster, Discovery, broker_label, redelivery
+from taskmaster.broker import broker_label, redelivery
+from taskmaster.cluster import Cluster, Discovery
 from taskmaster.conf import app_settings
 from taskmaster.discovery import Discovering
 from taskmaster.drain import NO_WORKER, Drain, Observer

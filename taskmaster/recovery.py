@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from taskmaster import records
-from taskmaster.cluster import Cluster, broker_label
+from taskmaster.broker import broker_label
+from taskmaster.cluster import Cluster
 from taskmaster.conf import app_settings
 from taskmaster.exits import ConfigurationError, ExitCode, GateError
 from taskmaster.gate import Verdict
