@@ -111,6 +111,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# One prefetched message per worker process: each prefetched early-ack task is a blocker
+# every gate would wait out (taskmaster.W004).
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
 # The gate's own log (drains, verdicts, restores) for an operator's log pipeline; errors with
 # their traceback also go to the console.

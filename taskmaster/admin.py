@@ -6,50 +6,61 @@ the one thing a person writes is a task's ``notes`` (owner, ticket, plan to fix)
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
-from django.db.models import Count, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
 from taskmaster.changelist import (
     ClassificationFilter,
+    DeployHistoryFilter,
     RetiredFilter,
     WorstOffendersFirst,
+    day,
     human_duration,
     when,
 )
 from taskmaster.models import (
     RECENT_WINDOW,
     Blocker,
-    GateRun,
     NonInterruptibleTask,
     TaskPolicy,
-    TaskPolicyQuerySet,
 )
 from taskmaster.policy import REGISTRY_FIELDS
+from taskmaster.readiness_admin import DeployReadinessAdmin  # noqa: F401  (registers it)
+from taskmaster.registry import Classification
+from taskmaster.run_admin import GateRunAdmin  # noqa: F401  (registers it)
+
+if TYPE_CHECKING:
+    ModelAdmin = admin.ModelAdmin[NonInterruptibleTask]
+else:  # Django's ModelAdmin is generic for type checkers only
+    ModelAdmin = admin.ModelAdmin
 
 RECENT_BLOCKERS = 20  # rows in a task's blocker table: enough to see a pattern
 
 
 @admin.register(NonInterruptibleTask)
-class NonInterruptibleTaskAdmin(admin.ModelAdmin):
+class NonInterruptibleTaskAdmin(ModelAdmin):
+    class Media:
+        css = {"all": ("taskmaster/taskmaster.css",)}
+
     list_display = (
-        "name",
+        "task_name",
         "classification",
         "time_limit_display",
+        "at_the_gate",
         "deploys_blocked_recently",
-        "deploys_blocked",
         "longest_runtime",
         "last_blocked",
         "notes_excerpt",
     )
-    list_filter = (ClassificationFilter, RetiredFilter)
+    list_filter = (ClassificationFilter, DeployHistoryFilter, RetiredFilter)
     search_fields = ("name",)
     readonly_fields = (
         "name",
@@ -90,8 +101,11 @@ class NonInterruptibleTaskAdmin(admin.ModelAdmin):
         (None, {"fields": ("notes",)}),  # the only field a person writes
     )
 
-    def get_queryset(self, request: HttpRequest) -> TaskPolicyQuerySet:
-        return NonInterruptibleTask.objects.with_blocker_stats()
+    def get_queryset(self, request: HttpRequest) -> QuerySet[NonInterruptibleTask]:
+        # The proxy inherits TaskPolicy's manager, whose rows are typed as TaskPolicy.
+        return cast(
+            "QuerySet[NonInterruptibleTask]", NonInterruptibleTask.objects.with_blocker_stats()
+        )
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return WorstOffendersFirst
@@ -102,20 +116,36 @@ class NonInterruptibleTaskAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # a retired task keeps its row: its history still counts
 
+    @admin.display(description="name", ordering="name")
+    def task_name(self, obj: TaskPolicy) -> SafeString:
+        # A line may break after each dot: "project.tasks." over "generate_report".
+        parts = ((part,) for part in obj.name.split("."))
+        return format_html_join(mark_safe(".<wbr>"), "{}", parts)
+
     @admin.display(description="time limit", ordering="time_limit")
     def time_limit_display(self, obj: TaskPolicy) -> str:
         return human_duration(obj.time_limit) if obj.time_limit else "none"
 
     @admin.display(
-        description=f"deploys blocked, {RECENT_WINDOW.days} d", ordering="deploys_blocked_recently"
+        description=f"blocked, {RECENT_WINDOW.days} d", ordering="deploys_blocked_recently"
     )
     def deploys_blocked_recently(self, obj: Any) -> int:
         return int(obj.deploys_blocked_recently)
 
-    # Beside "deploys blocked, 30 d", "all time" reads as its other half: a narrow table.
-    @admin.display(description="all time", ordering="deploys_blocked")
+    @admin.display(description="deploys blocked, all time", ordering="deploys_blocked")
     def deploys_blocked(self, obj: Any) -> int:
         return int(obj.deploys_blocked)
+
+    # The column that tells real offenders from tasks that only could block a deploy.
+    @admin.display(description="at the gate", ordering="deploys_blocked")
+    def at_the_gate(self, obj: Any) -> SafeString | str:
+        if obj.classification == Classification.INTERRUPTIBLE:
+            return "safe to stop"
+        if obj.deploys_blocked:
+            count = int(obj.deploys_blocked)
+            text = f"blocked {count} deploy{'s' if count != 1 else ''}"
+            return format_html("<span class='tm-offender'>{}</span>", text)
+        return format_html("<span class='tm-could'>{}</span>", "could block one")
 
     @admin.display(description="longest run seen", ordering="longest_runtime_seconds")
     def longest_runtime(self, obj: Any) -> str:
@@ -123,16 +153,23 @@ class NonInterruptibleTaskAdmin(admin.ModelAdmin):
 
     @admin.display(description="last blocked", ordering="last_blocked_at")
     def last_blocked(self, obj: Any) -> str:
-        # Formatted here: the change page shows a method's value as str(), unlocalized.
-        return when(obj.last_blocked_at)
+        # Formatted here: the change page shows a method's value as str(), unlocalized. The
+        # date alone keeps the list narrow; the task's page has each run's time.
+        return day(obj.last_blocked_at)
 
     @admin.display(description="notes")
     def notes_excerpt(self, obj: TaskPolicy) -> str:
-        return Truncator(obj.notes).chars(50)
+        return Truncator(obj.notes).chars(40)
 
     @admin.display(description="recent blockers")
     def recent_blockers(self, obj: TaskPolicy) -> SafeString | str:
-        blockers = Blocker.objects.of_task(obj.name).select_related("run").most_recent_first()
+        # A run's report and snapshot can be megabytes: the table needs neither.
+        blockers = (
+            Blocker.objects.of_task(obj.name)
+            .select_related("run")
+            .defer("run__report", "run__snapshot")
+            .most_recent_first()
+        )
         rows = blockers[:RECENT_BLOCKERS]
         if not rows:
             return "Never seen blocking at a gate run."
@@ -148,7 +185,7 @@ class NonInterruptibleTaskAdmin(admin.ModelAdmin):
                     "yes" if b.at_verdict else "no",
                     b.task_id,
                     b.worker,
-                    b.state,
+                    b.states or b.state,
                     human_duration(b.runtime_seconds),
                     when(b.first_seen),
                     when(b.last_seen),
@@ -159,98 +196,7 @@ class NonInterruptibleTaskAdmin(admin.ModelAdmin):
         return format_html(
             "<table class='taskmaster-blockers'><thead><tr><th>gate run</th><th>verdict</th>"
             "<th>still blocking at the verdict</th><th>task id</th><th>worker</th>"
-            "<th>state</th><th>runtime</th><th>seen</th></tr></thead><tbody>{}</tbody></table>",
+            "<th>states seen</th><th>runtime</th><th>seen</th></tr></thead><tbody>{}</tbody>"
+            "</table>",
             body,
         )
-
-
-class BlockerInline(admin.TabularInline):
-    model = Blocker
-    fields = (
-        "name",
-        "task_id",
-        "worker",
-        "state",
-        "classification",
-        "runtime_seconds",
-        "first_seen",
-        "last_seen",
-        "at_verdict",
-        "reason",
-    )
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-@admin.register(GateRun)
-class GateRunAdmin(admin.ModelAdmin):
-    """History: what each gate saw and decided. Read-only: it is the deploy's audit trail."""
-
-    list_display = (
-        "started_at",
-        "verdict",
-        "duration",
-        "opened_by",
-        "workers_drained",
-        "blocker_count",
-    )
-    list_filter = ("verdict",)
-    date_hierarchy = "started_at"
-    inlines = (BlockerInline,)
-    fields = (
-        "verdict",
-        "started_at",
-        "finished_at",
-        "duration",
-        "opened_by",
-        "command",
-        "broker",
-        "timeout",
-        "interval",
-        "workers_drained",
-        "snapshot",
-        "is_open",
-        "restored_at",
-        "restore_problems",
-        "report",
-    )
-    readonly_fields = fields
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[GateRun]:
-        return super().get_queryset(request).annotate(blocker_count=Count("blockers"))
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    @admin.display(description="duration")
-    def duration(self, obj: GateRun) -> str:
-        return human_duration(obj.duration_seconds) if obj.finished_at else "still open"
-
-    @admin.display(description="started by")
-    def opened_by(self, obj: GateRun) -> str:
-        return obj.opened_by
-
-    @admin.display(description="workers drained")
-    def workers_drained(self, obj: GateRun) -> str:
-        workers = sorted(obj.snapshot or {})
-        return f"{len(workers)}: {', '.join(workers)}" if workers else "0"
-
-    @admin.display(description="blockers", ordering="blocker_count")
-    def blocker_count(self, obj: Any) -> int:
-        return int(obj.blocker_count)

@@ -38,6 +38,11 @@ def when(moment: datetime | None) -> str:
     return formats.localize(timezone.localtime(moment)) if moment else "-"
 
 
+def day(moment: datetime | None) -> str:
+    """A moment's date as the admin shows dates (its short format, the current time zone)."""
+    return formats.date_format(timezone.localtime(moment), "SHORT_DATE_FORMAT") if moment else "-"
+
+
 class ClassificationFilter(admin.SimpleListFilter):
     """Short and blocking tasks unless the user asks for others.
 
@@ -73,6 +78,24 @@ class ClassificationFilter(admin.SimpleListFilter):
         if value == self.default:
             return cast(TaskPolicyQuerySet, queryset).non_interruptible()
         return queryset.filter(classification=value)
+
+
+class DeployHistoryFilter(admin.SimpleListFilter):
+    """Tasks that did block a deploy, apart from those that only could: fix the first first."""
+
+    title = "at the deploy gate"
+    parameter_name = "blocked"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "blocked a deploy"), ("no", "could block one (never has)")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        # deploys_blocked is the admin queryset's annotation (with_blocker_stats).
+        if self.value() == "yes":
+            return queryset.filter(deploys_blocked__gt=0)
+        if self.value() == "no":
+            return queryset.filter(deploys_blocked=0)
+        return queryset
 
 
 class RetiredFilter(admin.SimpleListFilter):

@@ -1,22 +1,28 @@
 """System checks: wrong settings (``taskmaster.E00x``) and blocking tasks (``taskmaster.W001``).
 
 ``./manage.py check --fail-level WARNING`` in CI fails when a new blocking task is merged;
-``ACCEPTED_BLOCKING_TASKS`` accepts a known offender so the check stays useful.
+``ACCEPTED_BLOCKING_TASKS`` accepts a known offender so the check stays useful. With the
+database (``check --database default``), W001 says which tasks did block deploys, and names
+those first. Broker settings that trap tasks are ``traps.py``'s (W003, W004).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from celery import Celery
 from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
+from django.db import router
+from django.db.models import Count, Max
 
 from taskmaster.conf import DEFAULTS, app_settings
-from taskmaster.registry import Classification, RegistryNotReady, build_registry
+from taskmaster.models import Blocker
+from taskmaster.registry import Classification, Registry, RegistryNotReady, build_registry
 
 SECONDS = ("TIMEOUT", "INTERVAL", "HOLD", "SHORT_TASK_LIMIT", "REPLY_TIMEOUT")
 SWITCHES = ("SHOW_TASK_ARGS", "BLOCKING_TASKS_ARE_ERRORS")
@@ -95,46 +101,98 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
     return errors
 
 
-@register("taskmaster")
-def check_tasks(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[Any]:
-    if check_settings():
-        return []  # the settings errors say what to fix first
+def app_and_registry() -> tuple[Any, Registry | None, list[CheckMessage]]:
+    """The Celery app and its registry, or the error that says why they cannot be had."""
     try:
         app = app_settings.celery_app()
         problem = None if isinstance(app, Celery) else f"a {type(app).__name__}, not a Celery app"
     except Exception as exc:  # the module itself may raise anything while it is imported
         problem = str(exc) if isinstance(exc, ImportError) else repr(exc)
     if problem is not None:
-        return [
-            Error(
-                f"Cannot import the Celery app {app_settings.CELERY_APP!r}: {problem}.",
-                hint="Set TASKMASTER['CELERY_APP'] to the dotted path of your Celery app.",
-                id="taskmaster.E001",
-            )
-        ]
+        error = Error(
+            f"Cannot import the Celery app {app_settings.CELERY_APP!r}: {problem}.",
+            hint="Set TASKMASTER['CELERY_APP'] to the dotted path of your Celery app.",
+            id="taskmaster.E001",
+        )
+        return None, None, [error]
     try:
-        registry = build_registry(app, short_limit=float(app_settings.SHORT_TASK_LIMIT))
+        return app, build_registry(app, short_limit=float(app_settings.SHORT_TASK_LIMIT)), []
     except RegistryNotReady:
-        return []  # called by Celery's Django fixup while it imports the tasks: checked after
+        return app, None, []  # called by Celery's Django fixup while it imports the tasks
     except Exception as exc:  # a task module that fails to import
-        return [Error(f"Cannot load the tasks of the Celery app: {exc!r}.", id="taskmaster.E006")]
+        error = Error(f"Cannot load the tasks of the Celery app: {exc!r}.", id="taskmaster.E006")
+        return app, None, [error]
+
+
+def blocked_deploys(
+    names: list[str], databases: Sequence[str] | None
+) -> dict[str, tuple[int, datetime]] | None:
+    """Per task name: the deploys it blocked and when the last one started; None when the
+    check may not read the database (Django passes ``databases`` for ``check --database``
+    and ``migrate``) or cannot (not migrated yet)."""
+    database = router.db_for_read(Blocker)
+    if not databases or database not in databases:
+        return None
+    try:
+        rows = (
+            Blocker.objects.using(database)
+            .that_blocked_a_deploy()
+            .filter(name__in=names)
+            .order_by()
+            .values("name")
+            .annotate(runs=Count("run", distinct=True), last=Max("run__started_at"))
+        )
+        return {row["name"]: (row["runs"], row["last"]) for row in rows}
+    except Exception:  # not migrated, unreachable, or refused (Django 6.1 checks every
+        return None  # database by default, Celery's worker runs the checks as it starts)
+
+
+def _blocking(name: str, limit: float, history: dict[str, tuple[int, datetime]] | None) -> str:
+    why = (
+        f"it is acknowledged when it starts and has no hard time limit of {limit:g} s or less, "
+        "so a deploy that stops its worker loses it"
+    )
+    if history is None:
+        return f"Task {name!r} is blocking: {why}."
+    if name not in history:
+        return f"Task {name!r} could block a deploy (it has not blocked one yet): {why}."
+    runs, last = history[name]
+    deploys = f"{runs} deploy{'s' if runs != 1 else ''}"
+    return f"Task {name!r} blocked {deploys}, the last on {last:%Y-%m-%d}: {why}."
+
+
+@register("taskmaster")
+def check_tasks(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[Any]:
+    if check_settings():
+        return []  # the settings errors say what to fix first
+    _, registry, errors = app_and_registry()
+    if registry is None:
+        return errors
     accepted = set(app_settings.ACCEPTED_BLOCKING_TASKS)
     as_errors = app_settings.BLOCKING_TASKS_ARE_ERRORS
     level: Callable[..., CheckMessage] = Error if as_errors else Warning
     limit = app_settings.SHORT_TASK_LIMIT
+    blocking = [
+        name
+        for name, info in registry.items()
+        if info.classification is Classification.BLOCKING and name not in accepted
+    ]
+    history = blocked_deploys(blocking, kwargs.get("databases"))
+    # The tasks that did block deploys first, the worst first: those are the ones to fix.
+    blocking.sort(key=lambda name: (-(history or {}).get(name, (0,))[0], name))
     messages: list[CheckMessage] = [
         level(
-            f"Task {name!r} is blocking: it is acknowledged when it starts and has no hard "
-            f"time limit of {limit:g} s or less, so a deploy that stops its worker loses it.",
+            _blocking(name, limit, history),
             hint=(
-                "Make it idempotent and set acks_late=True, or bound it with "
-                f"time_limit<={limit:g}, or accept it in TASKMASTER['ACCEPTED_BLOCKING_TASKS']."
+                "Fix it one of three ways: make it idempotent and set acks_late=True (the "
+                "broker delivers it again if its worker stops); or give it a hard "
+                f"time_limit of at most {limit:g} s (the gate waits for it to end); or, if it "
+                "must stay as it is, accept it in TASKMASTER['ACCEPTED_BLOCKING_TASKS']."
             ),
             obj=name,
             id="taskmaster.E010" if as_errors else "taskmaster.W001",
         )
-        for name, info in registry.items()
-        if info.classification is Classification.BLOCKING and name not in accepted
+        for name in blocking
     ]
     messages += [
         Warning(

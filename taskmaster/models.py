@@ -75,6 +75,12 @@ class GateRun(models.Model):
 
     class Meta:
         ordering = ["-started_at", "-pk"]
+        # The admin's guarded actions (readiness page): each its own permission, so a team
+        # can let everyone see whether a deploy is safe and only some start or undo one.
+        permissions = [
+            ("prepare_deploy", "Can prepare a deploy (run the gate) from the admin"),
+            ("resume_consumers", "Can resume the consumers of a drain from the admin"),
+        ]
 
     def __str__(self) -> str:
         return f"gate run #{self.pk} ({self.verdict or 'open'})"
@@ -89,6 +95,17 @@ class GateRun(models.Model):
     def opened_by(self) -> str:
         who = f"{self.user or '?'}@{self.host or '?'} (pid {self.pid or '?'})"
         return f"{who}, CI job {self.ci_job}" if self.ci_job else who
+
+
+class DeployReadiness(GateRun):
+    """The admin's readiness page ("can we deploy now?"): a proxy with no rows of its own,
+    so the page has its place in the admin's index and breadcrumbs like a model's."""
+
+    class Meta:
+        proxy = True
+        default_permissions = ()  # any staff member may look; the actions have their own
+        verbose_name = "deploy readiness"
+        verbose_name_plural = "deploy readiness"
 
 
 class DrainedWorker(models.Model):
@@ -150,7 +167,9 @@ class Blocker(models.Model):
         return f"{self.name or self.worker} ({self.state})"
 
 
-def _per_task(blockers: BlockerQuerySet, aggregate: Any, output_field: models.Field) -> Subquery:
+def _per_task(
+    blockers: BlockerQuerySet, aggregate: Any, output_field: models.Field[Any, Any]
+) -> Subquery:
     """One aggregate over the Blocker rows of the outer TaskPolicy.
 
     Blockers are matched by task name, not by a foreign key: the history of a task

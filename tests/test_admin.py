@@ -90,8 +90,8 @@ def test_the_page_lists_short_and_blocking_tasks_worst_recent_offender_first(
     assert "Select non-interruptible task to change" in page
     for header in (
         "Time limit",
-        "Deploys blocked, 30 d",
-        "All time",
+        "At the gate",
+        "Blocked, 30 d",
         "Longest run seen",
         "Last blocked",
         "Notes",
@@ -101,12 +101,13 @@ def test_the_page_lists_short_and_blocking_tasks_worst_recent_offender_first(
     columns = list(response.context["cl"].list_display)
     assert response.context["cl"].get_ordering_field_columns() == {
         columns.index("deploys_blocked_recently"): "desc",
-        columns.index("deploys_blocked"): "desc",
-        columns.index("name"): "asc",
+        columns.index("at_the_gate"): "desc",
+        columns.index("task_name"): "asc",
     }
     export = response.context["cl"].result_list[1]
     assert (export.deploys_blocked_recently, export.deploys_blocked) == (1, 7)
     assert "2 h 0 min" in page  # export's longest runtime, 7200 s
+    assert "project.<wbr>" not in page and "app.<wbr>tasks.<wbr>export" in page
 
 
 def test_the_admin_index_names_the_page_non_interruptible_tasks(admin_client: Client) -> None:
@@ -169,9 +170,35 @@ def test_a_column_header_sorts_by_its_annotation(
 ) -> None:
     response = admin_client.get(TASKS)
     columns = list(response.context["cl"].list_display)
-    by_all_time = columns.index("deploys_blocked")
+    by_all_time = columns.index("at_the_gate")
 
     assert listed(admin_client, f"o=-{by_all_time}")[:2] == ["app.tasks.export", "app.tasks.report"]
+
+
+def test_the_list_tells_tasks_that_blocked_a_deploy_from_those_that_could(
+    admin_client: Client, tasks: dict[str, TaskPolicy]
+) -> None:
+    response = admin_client.get(f"{TASKS}?classification=all")
+
+    cells = {
+        row.name: response.context["cl"].model_admin.at_the_gate(row)
+        for row in response.context["cl"].result_list
+    }
+    assert cells == {
+        "app.tasks.report": "<span class='tm-offender'>blocked 3 deploys</span>",
+        "app.tasks.export": "<span class='tm-offender'>blocked 7 deploys</span>",
+        "app.tasks.legacy": "<span class='tm-could'>could block one</span>",
+        "app.tasks.receipt": "<span class='tm-could'>could block one</span>",
+        "app.tasks.resize": "safe to stop",
+    }
+    assert listed(admin_client, "blocked=yes") == ["app.tasks.report", "app.tasks.export"]
+    assert listed(admin_client, "blocked=no") == ["app.tasks.legacy", "app.tasks.receipt"]
+    spec = next(s for s in response.context["cl"].filter_specs if s.title == "at the deploy gate")
+    assert [c["display"] for c in spec.choices(response.context["cl"])] == [
+        "All",
+        "blocked a deploy",
+        "could block one (never has)",
+    ]
 
 
 def test_a_tasks_page_shows_its_recent_blockers(

@@ -14,7 +14,9 @@ from django.conf import settings
 from django.core.checks import Error, Warning
 from django.test import override_settings
 
+import project.tasks  # noqa: F401  (its shared tasks join every Celery app made after)
 from taskmaster.checks import check_settings, check_tasks
+from taskmaster.traps import check_broker_traps
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = "project.tasks.generate_report"
@@ -40,7 +42,63 @@ def test_a_blocking_task_is_a_warning_that_names_it_and_says_how_to_fix_it() -> 
     (warning,) = messages
     assert isinstance(warning, Warning) and not isinstance(warning, Error)
     assert warning.obj == REPORT
-    assert "acks_late=True" in warning.hint and "ACCEPTED_BLOCKING_TASKS" in warning.hint
+    assert warning.msg == (
+        f"Task {REPORT!r} is blocking: it is acknowledged when it starts and has no hard time "
+        "limit of 60 s or less, so a deploy that stops its worker loses it."
+    )
+    assert warning.hint == (
+        "Fix it one of three ways: make it idempotent and set acks_late=True (the broker "
+        "delivers it again if its worker stops); or give it a hard time_limit of at most 60 s "
+        "(the gate waits for it to end); or, if it must stay as it is, accept it in "
+        "TASKMASTER['ACCEPTED_BLOCKING_TASKS']."
+    )
+
+
+@pytest.mark.django_db
+def test_with_the_database_w001_says_which_tasks_blocked_deploys_and_names_them_first(
+    modules: Path,
+) -> None:
+    from datetime import datetime, timezone
+
+    from taskmaster.models import Blocker, GateRun
+
+    (modules / "tm_history_app.py").write_text(
+        "from celery import Celery\n"
+        "app = Celery('tm_history', set_as_current=False)\n"
+        "@app.task(name='app.add', shared=False)\n"
+        "def add(x, y): return x + y\n"
+        "@app.task(name='app.report', shared=False)\n"
+        "def report(): pass\n"
+        "@app.task(name='app.zip', shared=False)\n"
+        "def zip_(): pass\n"
+    )
+    started = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
+    for day, verdict in ((1, "blocked"), (2, "blocked"), (3, "clear")):
+        run = GateRun.objects.create(verdict=verdict, is_open=False, timeout=600, interval=20)
+        GateRun.objects.filter(pk=run.pk).update(started_at=started.replace(day=day + 17))
+        Blocker.objects.create(
+            run=run,
+            task_id=f"z-{day}",
+            name="app.zip",
+            worker="w1@a",
+            state="active",
+            first_seen=started,
+            last_seen=started,
+            at_verdict=True,
+        )
+
+    with taskmaster(CELERY_APP="tm_history_app.app"):
+        without = check_tasks()
+        messages = check_tasks(databases=["default"])
+
+    # (The demo project's shared task generate_report joins every app: it comes last.)
+    assert [m.obj for m in without] == ["app.add", "app.report", "app.zip", REPORT]
+    assert [m.obj for m in messages] == ["app.zip", "app.add", "app.report", REPORT]
+    assert messages[0].msg.startswith("Task 'app.zip' blocked 2 deploys, the last on 2026-11-19: ")
+    assert messages[1].msg.startswith(
+        "Task 'app.add' could block a deploy (it has not blocked one yet): it is acknowledged"
+    )
+    assert {m.id for m in messages} == {"taskmaster.W001"}
 
 
 def test_an_accepted_blocking_task_is_not_reported() -> None:
@@ -77,6 +135,115 @@ def test_stale_accepted_entries_are_reported() -> None:
     )
     assert "'project.tasks.resize_images'" in messages[1].msg
     assert messages[1].msg.endswith("but is interruptible.")
+
+
+# -- broker traps (W003, W004) -------------------------------------------------------------
+
+
+def trap_app(modules: Path, name: str, config: str, *tasks: str) -> str:
+    """A throwaway Celery app module with this configuration and these task decorators."""
+    body = [
+        "from celery import Celery",
+        f"app = Celery({name!r}, set_as_current=False)",
+        config,
+    ]
+    for n, decorator in enumerate(tasks):
+        options = f"{decorator}, " if decorator else ""
+        body += [f"@app.task({options}name='trap.t{n}', shared=False)", f"def t{n}(): pass"]
+    (modules / f"{name}.py").write_text("\n".join(body) + "\n")
+    return f"{name}.app"
+
+
+def trap_ids(app: str) -> list[tuple[str, Any]]:
+    with taskmaster(CELERY_APP=app):
+        return [(m.id, m.obj) for m in check_broker_traps()]
+
+
+REDIS = "app.conf.broker_url = 'redis://127.0.0.1:6379/3'; app.conf.worker_prefetch_multiplier = 1"
+
+
+def test_an_acks_late_task_that_outlives_the_visibility_timeout_runs_twice(modules: Path) -> None:
+    config = REDIS + "; app.conf.broker_transport_options = {'visibility_timeout': 600}"
+    app = trap_app(
+        modules,
+        "tm_trap_redis",
+        config,
+        "acks_late=True, time_limit=900",
+        "acks_late=True, time_limit=300",
+        "acks_late=True",
+    )
+
+    with taskmaster(CELERY_APP=app):
+        messages = check_broker_traps()
+
+    assert [(m.id, m.obj) for m in messages] == [("taskmaster.W003", "trap.t0")]
+    assert messages[0].msg == (
+        "Task 'trap.t0' is acks_late with a hard time limit of 900 s, longer than the "
+        "broker's visibility_timeout (600 s): redis delivers its message again to another "
+        "worker while it still runs, so it runs twice."
+    )
+    assert "CELERY_BROKER_TRANSPORT_OPTIONS" in messages[0].hint
+
+
+def test_redis_keeps_its_default_visibility_timeout_of_an_hour(modules: Path) -> None:
+    app = trap_app(modules, "tm_trap_default", REDIS, "acks_late=True, time_limit=7200")
+
+    assert trap_ids(app) == [("taskmaster.W003", "trap.t0")]
+
+
+def test_rabbitmq_has_no_visibility_timeout(modules: Path) -> None:
+    config = "app.conf.broker_url = 'amqp://x//'; app.conf.worker_prefetch_multiplier = 1"
+    app = trap_app(modules, "tm_trap_amqp", config, "acks_late=True, time_limit=7200")
+
+    assert trap_ids(app) == []
+
+
+def test_early_ack_tasks_with_a_prefetch_multiplier_above_one_block_every_gate(
+    modules: Path,
+) -> None:
+    app = trap_app(modules, "tm_trap_prefetch", "", "acks_late=True", "time_limit=30", "")
+
+    with taskmaster(CELERY_APP=app):
+        (message,) = check_broker_traps()
+
+    assert (message.id, message.obj) == ("taskmaster.W004", "worker_prefetch_multiplier")
+    # The demo project's shared tasks join every app: two of them are early-ack too.
+    assert message.msg == (
+        "worker_prefetch_multiplier is 4 and 4 task(s) are acknowledged when they start "
+        "(project.tasks.generate_report, project.tasks.send_receipt, trap.t1 and 1 more): "
+        "workers prefetch their messages (up to 4 per process), and each prefetched one "
+        "blocks a gate until a worker has run it, however short the task."
+    )
+    assert message.hint.startswith("Set CELERY_WORKER_PREFETCH_MULTIPLIER = 1")
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        "app.conf.worker_prefetch_multiplier = 1",
+        "app.conf.broker_url = 'redis://x/0'; app.conf.worker_disable_prefetch = True",
+    ],
+)
+def test_no_prefetch_trap_with_one_message_per_process_or_none(modules: Path, config: str) -> None:
+    name = f"tm_trap_ok_{abs(hash(config))}"
+    assert trap_ids(trap_app(modules, name, config, "")) == []
+
+
+def test_no_prefetch_trap_when_every_task_is_acks_late(modules: Path) -> None:
+    # task_acks_late: the demo project's shared tasks join every app, and this covers them.
+    config = "app.conf.worker_prefetch_multiplier = 0; app.conf.task_acks_late = True"
+    app = trap_app(modules, "tm_trap_late", config, "")
+
+    assert trap_ids(app) == []
+
+
+def test_an_unlimited_prefetch_is_said_so(modules: Path) -> None:
+    app = trap_app(modules, "tm_trap_unlimited", "app.conf.worker_prefetch_multiplier = 0", "")
+
+    with taskmaster(CELERY_APP=app):
+        (message,) = check_broker_traps()
+
+    assert "(without limit)" in message.msg
 
 
 # -- settings (E002-E005, E007) -----------------------------------------------------------

@@ -1,0 +1,70 @@
+"""The web process as a deployed site runs it: its Celery app on the lab's broker, its gates
+(the Prepare deploy button) on the test database, and admin users with or without the
+readiness page's permissions."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.contrib.auth.models import Permission
+
+from taskmaster import background
+from taskmaster.loading import load_app
+from taskmaster.lookout import lookout
+from tests.conftest import database_url
+from tests.lab import Lab
+
+PASSWORD = "s3cret-pw"
+PERMISSIONS = ("prepare_deploy", "resume_consumers")
+
+
+@contextmanager
+def site_on(lab: Lab, broker_url: str | None = None, **env: str) -> Iterator[None]:
+    """Point this process's Celery app at ``broker_url`` (the lab's), and give the gates the
+    page starts the same broker and the test database, plus ``env``.
+
+    Celery reads ``CELERY_BROKER_URL`` from the environment before its configuration, so
+    the variable is the one switch, for this process and for the gates it starts.
+    """
+    app = load_app()
+    before = (app.conf.broker_url, app.conf.broker_transport_options)
+    saved = dict(os.environ)
+    app.conf.broker_url = broker_url or lab.broker_url
+    app.conf.broker_transport_options = {}
+    os.environ.update(
+        CELERY_BROKER_URL=broker_url or lab.broker_url,
+        DATABASE_URL=database_url(),
+        TASKMASTER_VAR_DIR=str(lab.var_dir),
+        **env,
+    )
+    lookout.forget()
+    background.forget()
+    try:
+        yield
+    finally:
+        stop_gates()
+        os.environ.clear()
+        os.environ.update(saved)
+        app.conf.broker_url, app.conf.broker_transport_options = before
+        lookout.forget()
+        background.forget()
+
+
+def stop_gates() -> None:
+    """Stop the gates the page started (they restore their workers) before the lab goes."""
+    for launch in background.launches():
+        if not launch.done.is_set():
+            launch.process.terminate()
+            launch.done.wait(60)
+
+
+def staff(django_user_model: Any, username: str, *permissions: str) -> Any:
+    """An active staff user with these taskmaster permissions (codenames), and nothing else."""
+    user = django_user_model.objects.create_user(username, password=PASSWORD, is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="taskmaster", codename__in=permissions)
+    )
+    return user
