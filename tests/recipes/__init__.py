@@ -1,0 +1,1 @@
+"""Support for tests/test_recipes.py: the deploy recipes' files, their tools, a step runner."""
