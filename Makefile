@@ -4,13 +4,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
+# An install is redone when the metadata or the version it reads changes.
+INSTALL_DEPS := pyproject.toml taskmaster/__init__.py
 
-.PHONY: gate test soak compat lint worker
+.PHONY: gate test soak compat compat-django42 compat-django60 lint worker docs newcomer chromium
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: $(INSTALL_DEPS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,docs,recipes]"
 	touch $@
 
 gate: $(BIN)/.installed
@@ -25,17 +27,52 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy taskmaster project
 
-test: $(BIN)/.installed
-	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
-		|| echo "chromium could not be installed: the browser test will say so"
-	$(BIN)/pytest $(ARGS)
+# Three processes at once (pytest-xdist), each with a broker vhost and database of its own
+# (tests/lab.py): the tests mostly wait on workers and brokers, not on the CPU.
+PARALLEL := -n 3
+
+test: $(BIN)/.installed chromium
+	$(BIN)/pytest $(PARALLEL) $(ARGS)
+
+# The documentation site, as CI builds it: a broken link, page or anchor fails (--strict).
+docs: $(BIN)/.installed
+	$(BIN)/mkdocs build --strict $(ARGS)
+
+# The slow tests of the newcomer's path only (they are part of `make test` too).
+newcomer: $(BIN)/.installed
+	$(BIN)/pytest -m newcomer $(ARGS)
 
 soak: $(BIN)/.installed
 	$(BIN)/pytest -m soak $(ARGS)
 
-# Django 4.2 LTS: the tests that need no broker, in a second virtualenv.
-compat: $(BIN)/.installed
-	$(PYTHON) -m venv .venv-django42
-	.venv-django42/bin/pip install --quiet "django>=4.2,<5" -e ".[dev]"
-	.venv-django42/bin/pytest tests/test_gate.py tests/test_registry.py tests/test_policy.py \
-		tests/test_admin.py tests/test_checks.py tests/test_migrations.py $(ARGS)
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "chromium could not be installed: the browser test will say so"
+
+# The suite on the other supported Django versions, each in a virtualenv of its own, with the
+# same services as `make test`. Left to .venv: the soak, and the README followed from a fresh
+# clone (it builds a .venv of its own, so it would test the same thing again).
+compat: compat-django42 compat-django60
+
+COMPAT_TESTS := -m "not soak and not readme and not recipes"
+
+# Django 4.2 LTS on this machine's python3.
+.venv-dj42/.installed: $(INSTALL_DEPS)
+	$(PYTHON) -m venv .venv-dj42
+	.venv-dj42/bin/pip install --quiet --upgrade pip
+	.venv-dj42/bin/pip install --quiet "django>=4.2,<5" -e ".[dev,docs]"
+	touch $@
+
+compat-django42: .venv-dj42/.installed chromium
+	.venv-dj42/bin/pytest $(PARALLEL) $(COMPAT_TESTS) $(ARGS)
+
+# Django 6.0 needs Python >= 3.12: .ci/python313 builds CPython 3.13 from Debian's source
+# package once per machine (cached in /var/cache/taskmaster-ci) and prints its path.
+.venv-dj60/.installed: $(INSTALL_DEPS) .ci/python313
+	PY=$$(.ci/python313) && "$$PY" -m venv .venv-dj60
+	.venv-dj60/bin/pip install --quiet --upgrade pip
+	.venv-dj60/bin/pip install --quiet "django>=6.0,<6.1" -e ".[dev,docs]"
+	touch $@
+
+compat-django60: .venv-dj60/.installed chromium
+	.venv-dj60/bin/pytest $(PARALLEL) $(COMPAT_TESTS) $(ARGS)

@@ -21,7 +21,9 @@ class Command(SafeCommand):
         parser.add_argument(
             "--run",
             type=int,
-            help="restore this gate run (its number, as the gate and the admin show it) instead",
+            help="restore this gate run (its number, as the gate and the admin show it) instead "
+            "(default: every open drain, else the latest gate run if its clear verdict still "
+            "holds the workers)",
         )
         parser.add_argument(
             "--ignore-missing",
