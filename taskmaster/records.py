@@ -57,9 +57,10 @@ def gate_alive(run: GateRun) -> bool | None:
 def ci_job() -> str:
     """The CI job running this gate, when the environment says so."""
     env = os.environ
-    if env.get("GITHUB_ACTIONS"):
-        repository = f"{env.get('GITHUB_SERVER_URL', '')}/{env.get('GITHUB_REPOSITORY', '')}"
-        return f"{repository}/actions/runs/{env.get('GITHUB_RUN_ID', '')}"
+    github = [env.get(k) for k in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")]
+    if env.get("GITHUB_ACTIONS") and all(github):
+        server, repository, run = github
+        return f"{server}/{repository}/actions/runs/{run}"
     for key in ("CI_JOB_URL", "BUILD_URL", "CIRCLE_BUILD_URL", "BUILDKITE_BUILD_URL"):
         if env.get(key):
             return env[key]

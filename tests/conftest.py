@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
 
-from tests.lab import BROKERS, Lab
+from tests.lab import BROKERS, XDIST, Lab
 
 # In CI every service-backed test is required: a missing service fails, never skips.
 REQUIRE_SERVICES = bool(os.environ.get("CI"))
@@ -32,6 +33,21 @@ def require(kind: str) -> None:
         if REQUIRE_SERVICES:
             pytest.fail(f"{message} (CI requires every service)")
         pytest.skip(message)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_vhost() -> None:
+    """Under pytest -n, this process's RabbitMQ vhost (tests/lab.py names it) must exist."""
+    vhost = urlsplit(BROKERS["rabbitmq"]).path.removeprefix("/")
+    if not XDIST or not reachable(BROKERS["rabbitmq"]):
+        return
+    for command in (
+        ["rabbitmqctl", "-q", "add_vhost", vhost],
+        ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+    ):
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode and "already exists" not in done.stderr:
+            pytest.fail(f"cannot create the RabbitMQ vhost {vhost!r}: {done.stderr.strip()}")
 
 
 def database_url() -> str:

@@ -118,7 +118,7 @@ def test_no_worker_on_the_wrong_broker_after_a_run_that_drained_workers_is_exit_
     first = lab.manage("prepare_deploy", *FAST, "--timeout", "5", "--hold", "2")
     assert first.code == 0, first.text
     run = GateRun.objects.get()
-    wrong = lab.broker_url.rsplit("/", 1)[0] + "/13"  # another Redis database: no worker
+    wrong = lab.broker_url.rsplit("/", 1)[0] + "/15"  # another Redis database: no worker
 
     result = lab.manage("prepare_deploy", *FAST, "--timeout", "5", "--json", broker_url=wrong)
 

@@ -27,9 +27,9 @@ broker's consumer count per queue).
 Knobs (environment): ``SOAK_CYCLES`` (default 50), ``SOAK_SEED`` (default: random, printed),
 ``SOAK_FIGURES`` (a path: the figures are written there as JSON). The seed fixes the
 schedule (faults, their timing, deadlines, the task mix), not the cluster's own timing.
-About 7-8 minutes on two cores. A gate drains every worker of its broker's vhost: next to
-other lab tests running at the same time, give the soak a vhost (``TEST_RABBITMQ_URL``)
-and a database (``DATABASE_URL``) of its own.
+How long it takes: docs/reliability.md has the measured run. A gate drains every worker of
+its broker's vhost: next to other lab tests running at the same time, give the soak a vhost
+(``TEST_RABBITMQ_URL``) and a database (``DATABASE_URL``) of its own.
 """
 
 from __future__ import annotations
