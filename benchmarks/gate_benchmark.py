@@ -197,7 +197,7 @@ def lag(broker: str, runs: int) -> dict[str, Any]:
     lengths = [3, 7, 11, 15]  # task lengths, so the naive poll's phase varies
     for events in (False, True):
         with lab_on(broker) as lab:
-            node = lab.start_worker("w1", concurrency=2)
+            node = lab.start_worker("w1", concurrency=2).name
             if events:
                 lab.app.control.enable_events(destination=[node])
             lags, naive = [], []

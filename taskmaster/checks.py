@@ -8,7 +8,6 @@ those first. Broker settings that trap tasks are ``traps.py``'s (W003, W004).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -20,23 +19,12 @@ from django.core.checks import CheckMessage, Error, Warning, register
 from django.db import router
 from django.db.models import Count, Max
 
-from taskmaster.conf import DEFAULTS, app_settings
+from taskmaster.conf import DEFAULTS, app_settings, is_seconds
 from taskmaster.models import Blocker
 from taskmaster.registry import Classification, Registry, RegistryNotReady, build_registry
 
 SECONDS = ("TIMEOUT", "INTERVAL", "HOLD", "SHORT_TASK_LIMIT", "REPLY_TIMEOUT")
 SWITCHES = ("SHOW_TASK_ARGS", "BLOCKING_TASKS_ARE_ERRORS")
-
-
-def is_seconds(value: object) -> bool:
-    # bool is an int, and "600" from an environment variable is not a number: both are
-    # mistakes. inf and nan would make a gate that never ends or never waits.
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
-    )
 
 
 @register("taskmaster")

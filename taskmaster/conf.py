@@ -7,6 +7,7 @@ is reported as ``taskmaster.E00x`` instead of a crash deep inside a gate run.
 
 from __future__ import annotations
 
+import math
 from typing import Any, cast
 
 from django.conf import settings as django_settings
@@ -34,6 +35,17 @@ DEFAULTS: dict[str, Any] = {
     # Blocking tasks accepted on purpose: W001 does not list them.
     "ACCEPTED_BLOCKING_TASKS": [],
 }
+
+
+def is_seconds(value: object) -> bool:
+    # bool is an int, and "600" from an environment variable is not a number: both are
+    # mistakes. inf and nan would make a gate that never ends or never waits.
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
 
 
 class Settings:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 
-from taskmaster.conf import app_settings
+from taskmaster.conf import app_settings, is_seconds
 from taskmaster.exits import ConfigurationError
 from taskmaster.loading import check_settings_usable
 from taskmaster.scope import Scope
@@ -28,21 +27,18 @@ class GateRequest:
     def resolved(self) -> GateRequest:
         """The request with the settings' defaults filled in, checked (ConfigurationError)."""
         check_settings_usable()
-        timeout = self.timeout or float(app_settings.TIMEOUT)
+        given = {"timeout": self.timeout, "interval": self.interval, "hold": self.hold}
+        for name, value in given.items():
+            if value is not None and not is_seconds(value):
+                raise ConfigurationError(f"the {name} must be a number of seconds above 0")
+        timeout = float(self.timeout or app_settings.TIMEOUT)
         request = replace(
             self,
             timeout=timeout,
             # `--timeout 5` alone means five seconds, not an error about a default interval.
-            interval=self.interval or min(float(app_settings.INTERVAL), timeout),
-            hold=self.hold or float(app_settings.HOLD),
+            interval=float(self.interval or min(app_settings.INTERVAL, timeout)),
+            hold=float(self.hold or app_settings.HOLD),
         )
-        for name, value in (
-            ("timeout", request.timeout),
-            ("interval", request.interval),
-            ("hold", request.hold),
-        ):
-            if not (isinstance(value, float) and math.isfinite(value) and value > 0):
-                raise ConfigurationError(f"the {name} must be a number of seconds above 0")
         if request.seconds("interval") > request.seconds("timeout"):
             raise ConfigurationError(
                 f"the interval ({request.interval:g} s) is longer than the timeout "
