@@ -34,14 +34,7 @@ logger = logging.getLogger("taskmaster")
 
 def prepare_deploy(request: GateRequest, observer: Observer, stop: StopRequest) -> Outcome:
     """Run one gate (or a dry run) and say how it ended; never raises for a gate's troubles."""
-    failed = Outcome(
-        verdict=Verdict.ERROR,
-        started_at=datetime.now(timezone.utc),
-        timeout=0.0,
-        interval=0.0,
-        hold=0.0,
-        dry_run=request.dry_run,
-    )
+    failed = Outcome.failed(GateFailed("the gate did not start"), dry_run=request.dry_run)
     try:
         request = request.resolved()
         failed.timeout, failed.interval = request.seconds("timeout"), request.seconds("interval")
@@ -157,22 +150,25 @@ def _refuse_no_worker(broker: str, gate: Gate, discovery: Discovery) -> None:
     this database's gates have drained some (a wrong broker URL?)."""
     if discovery.answers:
         seen = sorted(discovery.answers)
-        shown = ", ".join(seen[:5]) + (f" and {len(seen) - 5} more" if len(seen) > 5 else "")
         raise ConfigurationError(
-            f"no worker matches {gate.scope.describe()}: {len(seen)} answered ({shown}). If "
+            f"no worker matches {gate.scope.describe()}: {len(seen)} answered ({_some(seen)}). If "
             "the one you meant is gone already, pass --allow-no-workers. Nothing was touched."
         )
     fleet = records.last_fleet()
     if fleet is None:
         return  # a new project (the demo): nothing says workers should be there
     run, workers = fleet
-    shown = ", ".join(workers[:5]) + (f" and {len(workers) - 5} more" if len(workers) > 5 else "")
     raise ConfigurationError(
         f"no worker answered on {broker}, but gate run #{run.pk} "
-        f"({run.started_at:%Y-%m-%d %H:%M %Z}) drained {shown}. Is the broker URL (its "
+        f"({run.started_at:%Y-%m-%d %H:%M %Z}) drained {_some(workers)}. Is the broker URL (its "
         "vhost, its database number) the one the workers use? If the fleet is down on "
         "purpose, pass --allow-no-workers. Nothing was touched."
     )
+
+
+def _some(names: list[str]) -> str:
+    """At most five names, and how many more: a sentence stays readable for any fleet."""
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
 def _interrupted(request: GateRequest, gate: Gate, broker: str, signum: int) -> Outcome:

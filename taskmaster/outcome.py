@@ -84,6 +84,21 @@ class Outcome:
     finished_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     hold_until: datetime | None = None  # after a clear: until when the lease holds the drain
 
+    @classmethod
+    def failed(cls, failure: GateError, *, dry_run: bool = False) -> Outcome:
+        """An error before the gate knew its timings or its broker (they are filled in if
+        it gets that far)."""
+        now = datetime.now(timezone.utc)
+        return cls(
+            Verdict.ERROR,
+            now,
+            timeout=0.0,
+            interval=0.0,
+            hold=0.0,
+            dry_run=dry_run,
+            failure=failure,
+        )
+
     @property
     def exit_code(self) -> int:
         if self.restore_problems:

@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from argparse import SUPPRESS, ArgumentParser
-from datetime import datetime, timezone
 from typing import Any
 
 from taskmaster.api import prepare_deploy
 from taskmaster.ci import write_ci_outputs
 from taskmaster.conf import app_settings
 from taskmaster.exits import ConfigurationError
-from taskmaster.gate import Verdict
 from taskmaster.management.common import (
     SafeCommand,
     failures_logged_to,
@@ -121,14 +119,7 @@ class Command(SafeCommand):
             # A bad option is exit 2 like any configuration error, and a CI job that asked
             # for JSON still gets its one object on stdout.
             if getattr(self, "json_requested", False):
-                failed = Outcome(
-                    verdict=Verdict.ERROR,
-                    started_at=datetime.now(timezone.utc),
-                    timeout=0.0,
-                    interval=0.0,
-                    hold=0.0,
-                    failure=ConfigurationError(message),
-                )
+                failed = Outcome.failed(ConfigurationError(message))
                 self.stdout.write(_dumps(failed.as_json()))
             return usage_error(message)
 
