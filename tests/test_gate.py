@@ -196,3 +196,24 @@ def test_a_slow_poll_moves_the_last_poll_earlier_so_the_gate_ends_at_its_deadlin
     assert g.decide(recorded(), {}, now=g.deadline - 5, poll_seconds=2).wait_seconds == 3
     last = g.decide(recorded(), {}, now=g.deadline - 1.5, poll_seconds=2)
     assert last.verdict is Verdict.BLOCKED  # a poll now would end past the deadline
+
+
+def test_task_arguments_are_shown_once_and_bounded() -> None:
+    """Active and reserved replies carry the client's reprs (strings: shown as they are, not
+    quoted again); scheduled ones carry the values (shown as a bounded repr)."""
+    inspection = inspection_from_replies(
+        active={WORKER: [{"id": "a", "name": "t", "args": "([0, 1],)", "kwargs": "{'to': 'x'}"}]},
+        reserved={WORKER: []},
+        scheduled={
+            WORKER: [
+                {
+                    "eta": "2026-11-21T10:00:00+00:00",
+                    "request": {"id": "s", "name": "t", "args": [list(range(1000))], "kwargs": {}},
+                }
+            ]
+        },
+    )
+    running, due = inspection.tasks
+
+    assert running.args == "([0, 1],) {'to': 'x'}"
+    assert due.args == "[[0, 1, 2, 3, 4, 5, ...]]"
