@@ -7,7 +7,7 @@ ARGS ?=
 # An install is redone when the metadata or the version it reads changes.
 INSTALL_DEPS := pyproject.toml taskmaster/__init__.py
 
-.PHONY: gate test soak compat compat-django42 compat-django60 lint worker docs newcomer chromium
+.PHONY: gate test soak benchmark compat compat-django42 compat-django60 lint worker docs newcomer chromium
 
 $(BIN)/.installed: $(INSTALL_DEPS)
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,12 @@ newcomer: $(BIN)/.installed
 
 soak: $(BIN)/.installed
 	$(BIN)/pytest -m soak $(ARGS)
+
+# The gate against the naive way, on real brokers and workers (docs/performance.md): about
+# half an hour; ARGS=--quick for a taste. Not a test: it asserts nothing and keeps the figures.
+benchmark: $(BIN)/.installed
+	$(BIN)/pip install --quiet -e ".[bench]"
+	$(BIN)/python benchmarks/gate_benchmark.py $(ARGS)
 
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
