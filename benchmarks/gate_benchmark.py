@@ -11,8 +11,9 @@ prints, with the machine it ran on:
 (b) one poll (``Drain.poll`` at steady state, in this process) and one whole idle gate
     (``manage.py prepare_deploy``, process start to exit) for 1, 4, 16 and 64 solo workers;
     beside them, in the same runs, one ``celery -A project inspect active`` CLI call and one
-    ``celery -A project control cancel_consumer`` CLI call; and the start-up under both:
-    ``django.setup()`` alone, and ``celery -A project inspect --help`` (the CLI with the app);
+    ``celery -A project control cancel_consumer`` CLI call; and the start-up under both,
+    touching no worker: ``manage.py prepare_deploy --help`` and ``celery -A project inspect
+    --help``;
 (c) one poll and one whole gate with 0, 500 and 5,000 held (prefetched, blocking) tasks:
     how long the poll takes and how far past its deadline the gate ends.
 
@@ -270,11 +271,11 @@ def workers_figures(
                 lab.wait_ready(worker, timeout=300)
             time.sleep(2)
             poll = one_poll(lab, registry)
-            gates, inspects, cancels, djangos, celerys = [], [], [], [], []
+            gates, inspects, cancels, commands, celerys = [], [], [], [], []
             for _ in range(runs):
-                # The floor under each: starting Django (what any management command pays)
-                # and starting Celery's CLI with the project's app, neither touching a worker.
-                djangos.append(python(lab, "-c", "import django; django.setup()"))
+                # The floor under each, touching no worker: the gate's command started and
+                # ended (Django's start, the command loaded, its exit), and Celery's CLI the same.
+                commands.append(python(lab, "manage.py", "prepare_deploy", "--help"))
                 celerys.append(celery_cli(lab, "inspect", "--help"))
                 took, result = wall(lab, "prepare_deploy", "--hold", "600")
                 assert result.code == 0, result.text
@@ -289,7 +290,7 @@ def workers_figures(
                 "gate_s": median(gates),
                 "inspect_active_cli_s": median(inspects),
                 "cancel_consumer_cli_s": median(cancels),
-                "django_start_s": median(djangos),
+                "command_start_s": median(commands),
                 "celery_cli_start_s": median(celerys),
             }
             row["gate_vs_inspect"] = round(row["gate_s"] / row["inspect_active_cli_s"], 2)
