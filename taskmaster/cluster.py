@@ -62,6 +62,10 @@ class Cluster:
             OSError,
             OperationalError,
         )
+        # A broker that answers but refuses the login (a wrong password: AMQP's 403, which
+        # py-amqp raises as a channel error) is as far out of reach as one that is down.
+        # Only while connecting: a channel error later is a failed call, not a lost broker.
+        self._refusals = tuple(app.connection_for_write().channel_errors)
 
     # -- connection ------------------------------------------------------------------
 
@@ -73,7 +77,7 @@ class Cluster:
         # the pool's connections would retry a lost broker without end (see _bounded).
         self.app.control.mailbox._producer_pool = None
         try:
-            with self._broker_errors():
+            with self._broker_errors(connecting=True):
                 conn.ensure_connection(max_retries=retries, interval_start=0.5, interval_step=0.5)
             self._connection = conn
             yield self
@@ -86,15 +90,16 @@ class Cluster:
         if self._connection is None:
             return
         conn = self._connection
-        with self._broker_errors():
+        with self._broker_errors(connecting=True):
             conn.close()
             conn.ensure_connection(max_retries=retries, interval_start=1, interval_step=1)
 
     @contextmanager
-    def _broker_errors(self) -> Iterator[None]:
+    def _broker_errors(self, *, connecting: bool = False) -> Iterator[None]:
+        errors = self._errors + self._refusals if connecting else self._errors
         try:
             yield
-        except self._errors as exc:
+        except errors as exc:
             raise BrokerUnavailable(
                 f"cannot reach the broker at {broker_label(self.app)}: {exc}"
             ) from exc

@@ -15,7 +15,7 @@ class ExitCode(enum.IntEnum):
     CLEAR = 0  # safe to stop the workers
     BLOCKED = 1  # deadline passed; consumers restored and verified; blockers listed
     CONFIGURATION = 2  # options, settings, broker transport, database, no workers; nothing touched
-    BROKER_UNAVAILABLE = 3  # cannot reach the broker; nothing touched
+    BROKER_UNAVAILABLE = 3  # cannot reach the broker, or it refuses the login; nothing touched
     DRAIN_OPEN = 4  # another drain holds these workers
     RESTORE_INCOMPLETE = 5  # some consumers could not be restored (listed); drain stays open
     GATE_FAILED = 6  # the gate failed mid-drain; consumers restored first; cause logged

@@ -295,6 +295,24 @@ def test_an_unreachable_broker_is_exit_3_with_one_json_object(lab: Lab) -> None:
     assert "s3cret" not in result.text
 
 
+@pytest.mark.parametrize("command", ["prepare_deploy", "resume_consumers"])
+def test_a_login_the_broker_refuses_is_exit_3(lab: Lab, command: str) -> None:
+    # RabbitMQ answers a wrong password with 403 ACCESS_REFUSED, which py-amqp raises as a
+    # channel error, not a connection error: it must still read as a broker out of reach.
+    node = lab.start_worker("w1").name
+    refused = lab.broker_url.replace("guest:guest@", "guest:n0t-the-password@")
+    assert refused != lab.broker_url
+
+    result = lab.manage(command, broker_url=refused)
+
+    assert result.code == 3, result.text
+    label = refused.replace("n0t-the-password", "**")
+    assert f"cannot reach the broker at {label}: (0, 0): (403) ACCESS_REFUSED" in result.err
+    assert "Traceback" not in result.text
+    assert "n0t-the-password" not in result.text
+    assert lab.active_queues() == {node: [lab.queue]}
+
+
 # -- an unexpected error inside the gate ---------------------------------------------
 
 
