@@ -1,10 +1,25 @@
-"""Rows for the admin and policy tests: blockers of gate runs, as a gate records them."""
+"""What several tests build alike: the registry's view of a task, and blockers of gate runs
+as a gate records them (for the admin and policy tests)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from taskmaster.models import Blocker, GateRun
+from taskmaster.registry import TaskInfo, classify
+
+
+def task_info(name: str, *, acks_late: bool = False, time_limit: float | None = None) -> TaskInfo:
+    """A task as the acks_late registry sees it, classified with the default short limit."""
+    return TaskInfo(
+        name=name,
+        acks_late=acks_late,
+        reject_on_worker_lost=False,
+        time_limit=time_limit,
+        soft_time_limit=None,
+        queue="celery",
+        classification=classify(acks_late=acks_late, time_limit=time_limit, short_limit=60),
+    )
 
 
 def blocker(

@@ -8,25 +8,17 @@ import pytest
 
 from taskmaster.forecast import Foresight, expected_clear, hopeless
 from taskmaster.gate import Blocker, Gate
-from taskmaster.registry import TaskInfo, classify
 from taskmaster.scope import Scope
+from tests.factories import task_info
 
 NOW = 1_700_000_000.0
 
 
-def info(name: str, time_limit: float | None) -> TaskInfo:
-    return TaskInfo(
-        name=name,
-        acks_late=False,
-        reject_on_worker_lost=False,
-        time_limit=time_limit,
-        soft_time_limit=None,
-        queue="celery",
-        classification=classify(acks_late=False, time_limit=time_limit, short_limit=60),
-    )
-
-
-REGISTRY = {"short": info("short", 30), "long": info("long", 600), "open": info("open", None)}
+REGISTRY = {
+    "short": task_info("short", time_limit=30),
+    "long": task_info("long", time_limit=600),
+    "open": task_info("open"),
+}
 
 
 def blocker(name: str, state: str, worker: str = "w1", **kw: Any) -> Blocker:

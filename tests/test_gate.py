@@ -14,30 +14,19 @@ from typing import Any
 import pytest
 
 from taskmaster.gate import Gate, Verdict
-from taskmaster.registry import Classification, TaskInfo, classify
+from taskmaster.registry import Classification
 from taskmaster.replies import Inspection, inspection_from_replies
+from tests.factories import task_info
 
 SNAPSHOT = json.loads((Path(__file__).parent / "snapshots/one_worker_mixed.json").read_text())
 WORKER = "rec@lab"
 NOW = SNAPSHOT["recorded_at"]
 
 
-def info(name: str, *, acks_late: bool = False, time_limit: float | None = None) -> TaskInfo:
-    return TaskInfo(
-        name=name,
-        acks_late=acks_late,
-        reject_on_worker_lost=False,
-        time_limit=time_limit,
-        soft_time_limit=None,
-        queue="celery",
-        classification=classify(acks_late=acks_late, time_limit=time_limit, short_limit=60),
-    )
-
-
 REGISTRY = {
-    "project.tasks.generate_report": info("project.tasks.generate_report"),
-    "project.tasks.resize_images": info("project.tasks.resize_images", acks_late=True),
-    "project.tasks.send_receipt": info("project.tasks.send_receipt", time_limit=30),
+    "project.tasks.generate_report": task_info("project.tasks.generate_report"),
+    "project.tasks.resize_images": task_info("project.tasks.resize_images", acks_late=True),
+    "project.tasks.send_receipt": task_info("project.tasks.send_receipt", time_limit=30),
 }
 
 
@@ -103,7 +92,7 @@ def test_runtime_flag_beats_the_registry_for_running_tasks() -> None:
     # The deployer's code says generate_report is acks_late, but the worker runs code that
     # acknowledged it on start: the worker's flag is the truth.
     registry = dict(REGISTRY)
-    registry["project.tasks.generate_report"] = info(
+    registry["project.tasks.generate_report"] = task_info(
         "project.tasks.generate_report", acks_late=True
     )
     blockers = gate(registry=registry).blockers(recorded(), {}, now=NOW)

@@ -28,29 +28,17 @@ from taskmaster.readiness import (
     totals,
     worker_rows,
 )
-from taskmaster.registry import TaskInfo, classify
+from tests.factories import task_info
 
 NOW = 1_700_000_000.0
 AT = datetime.fromtimestamp(NOW, timezone.utc)
 W1, W2 = "w1@host", "w2@host"
 
 
-def info(name: str, time_limit: float | None, *, acks_late: bool = False) -> TaskInfo:
-    return TaskInfo(
-        name=name,
-        acks_late=acks_late,
-        reject_on_worker_lost=False,
-        time_limit=time_limit,
-        soft_time_limit=None,
-        queue="celery",
-        classification=classify(acks_late=acks_late, time_limit=time_limit, short_limit=60),
-    )
-
-
 REGISTRY = {
-    "app.receipt": info("app.receipt", 30),
-    "app.report": info("app.report", None),
-    "app.resize": info("app.resize", None, acks_late=True),
+    "app.receipt": task_info("app.receipt", time_limit=30),
+    "app.report": task_info("app.report"),
+    "app.resize": task_info("app.resize", acks_late=True),
 }
 
 
