@@ -1,4 +1,5 @@
-"""The admin's change lists: the filters, the default ordering and how values read.
+"""The admin's change lists: the filters, the default ordering, how values read, and the
+read-only pages.
 
 Kept apart from ``admin.py`` (which says what each page shows) so both stay short.
 """
@@ -17,6 +18,19 @@ from django.utils import formats, timezone
 
 from taskmaster.models import TaskPolicyQuerySet
 from taskmaster.registry import Classification
+
+
+class ReadOnlyAdmin:
+    """For a ModelAdmin whose rows only the gate writes: history and live state, never edited."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 def human_duration(seconds: float | None) -> str:

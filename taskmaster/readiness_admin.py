@@ -21,6 +21,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
 from taskmaster import actions, background, drains, records
+from taskmaster.changelist import ReadOnlyAdmin
 from taskmaster.conf import app_settings
 from taskmaster.exits import ConfigurationError
 from taskmaster.lookout import budget, lookout
@@ -45,7 +46,7 @@ def address(request: HttpRequest) -> str:
 
 
 @admin.register(DeployReadiness)
-class DeployReadinessAdmin(ModelAdmin):
+class DeployReadinessAdmin(ReadOnlyAdmin, ModelAdmin):
     """Not a list of rows: the proxy's admin URLs serve the readiness page and its actions."""
 
     def get_urls(self) -> list[URLPattern]:
@@ -64,15 +65,6 @@ class DeployReadinessAdmin(ModelAdmin):
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self.has_module_permission(request)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     # -- the page ------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from taskmaster.changelist import human_duration, when
+from taskmaster.changelist import ReadOnlyAdmin, human_duration, when
 from taskmaster.drains import requester
 from taskmaster.models import Blocker, GateRun
 from taskmaster.run_page import (
@@ -39,7 +39,7 @@ WORKERS_NAMED = 3  # in the list: "8: w1, w2, w3 and 5 more"
 
 
 @admin.register(GateRun)
-class GateRunAdmin(ModelAdmin):
+class GateRunAdmin(ReadOnlyAdmin, ModelAdmin):
     list_display = (
         "number",
         "started_at",
@@ -106,15 +106,6 @@ class GateRunAdmin(ModelAdmin):
         report = self.admin_site.admin_view(self.report_view)
         name = f"{self.opts.app_label}_{self.opts.model_name}_report"
         return [path("<path:object_id>/report.json", report, name=name), *super().get_urls()]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
         return GateRun.objects.filter(pk=object_id).first() if object_id.isdigit() else None
