@@ -86,8 +86,12 @@ DATABASES = {
 }
 
 
+#: Celery's filesystem transport with atomic writes, reads and bindings (the module says why).
+FILESYSTEM_TRANSPORT = "project.filesystem_broker:Transport"
+
+
 def filesystem_transport_options(var_dir: Path) -> dict[str, Any]:
-    """Options of Celery's ``filesystem://`` transport, in folders under ``var_dir``.
+    """Options of the ``filesystem://`` transport, in folders under ``var_dir``.
 
     One folder for messages in both directions (every process on the machine shares it)
     and a control folder for the fanout exchanges that remote control uses.
@@ -107,6 +111,7 @@ def filesystem_transport_options(var_dir: Path) -> dict[str, Any]:
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT = FILESYSTEM_TRANSPORT
     CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_transport_options(VAR_DIR)
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -24,7 +24,7 @@ from jsonschema import Draft202012Validator
 from kombu import Connection
 from kombu.utils.url import maybe_sanitize_url
 
-from project.settings import filesystem_transport_options
+from project.settings import FILESYSTEM_TRANSPORT, filesystem_transport_options
 
 ROOT = Path(__file__).resolve().parent.parent
 # A gate drains every worker of its broker's vhost (or Redis database), so tests that run at
@@ -108,12 +108,10 @@ class Lab:
     def __post_init__(self) -> None:
         self.tag = uuid.uuid4().hex[:8]
         self.queue = f"q-{self.tag}"
-        options = {}
+        self.app = Celery("lab", broker=self.broker_url, set_as_current=False)
         if self.broker_url.startswith("filesystem://"):
-            options = filesystem_transport_options(self.var_dir)
-        self.app = Celery(
-            "lab", broker=self.broker_url, broker_transport_options=options, set_as_current=False
-        )
+            self.app.conf.broker_transport = FILESYSTEM_TRANSPORT
+            self.app.conf.broker_transport_options = filesystem_transport_options(self.var_dir)
 
     @property
     def broker_label(self) -> str:
