@@ -24,6 +24,7 @@ class Discovering:
     def __init__(self, app: Any, *, reply_timeout: float) -> None:
         self.cluster = Cluster(app, reply_timeout=reply_timeout)
         self.done = threading.Event()
+        self.connected = threading.Event()  # the broadcast goes out next (or it has failed)
         self.error: BaseException | None = None
         self._lock = threading.Lock()
         self._answers: Counter[str] = Counter()
@@ -36,7 +37,17 @@ class Discovering:
         return self
 
     def __enter__(self) -> Discovering:
-        return self.start()
+        """Start, and return once the broadcast is about to go out; raise what kept it from
+        connecting (a broker out of reach is not tried twice over).
+
+        The reply timeout runs from the broadcast: the caller's own start (imports, queries,
+        a second connection) would otherwise slow this thread's connect by holding the GIL.
+        """
+        self.start()
+        self.connected.wait()
+        if self.error is not None:
+            raise self.error
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self._thread.join()
@@ -44,11 +55,13 @@ class Discovering:
     def _run(self) -> None:
         try:
             with self.cluster.connected():
+                self.connected.set()
                 if not self.cluster.discover(self._heard).answers:
                     self.cluster.discover(self._heard)  # a reply can be late on a busy broker
         except BaseException as exc:  # handed to whoever reads the result
             self.error = exc
         finally:
+            self.connected.set()
             self.done.set()
 
     def _heard(self, host: str, declarations: Any) -> None:

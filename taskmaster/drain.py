@@ -310,7 +310,10 @@ class Drain(Ending):
                     return
                 # A big backlog makes a look slow: never spend more than a fifth of the time on it.
                 look = self.clock() + max(WATCH_EVERY, 4 * (self.clock() - asked))
-            self.sleep(min(0.02, left))
+            if self.clear_pending and self.discovering:
+                self.discovering.done.wait(min(0.02, left))  # back the moment it ends
+            else:
+                self.sleep(min(0.02, left))
 
     def pause(self, seconds: float) -> None:
         end = self.clock() + seconds
