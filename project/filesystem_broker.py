@@ -74,8 +74,7 @@ class Channel(filesystem.Channel):
                 table = f.read()
         except FileNotFoundError:
             return []
-        # A table file another process has just created holds nothing yet.
-        return [filesystem.exchange_queue_t(*q) for q in loads(table.decode())] if table else []
+        return bindings(table)
 
     def _queue_bind(self, exchange: str, routing_key: str, pattern: str, queue: str) -> None:
         file = self._exchange_file(exchange)
@@ -86,15 +85,17 @@ class Channel(filesystem.Channel):
         fd = os.open(file, os.O_RDWR | os.O_CREAT, 0o666)
         with os.fdopen(fd, "r+b") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
-            table = f.read()
-            bindings = (
-                [filesystem.exchange_queue_t(*q) for q in loads(table.decode())] if table else []
-            )
-            if binding not in bindings:
-                bindings.insert(0, binding)
+            table = bindings(f.read())
+            if binding not in table:
+                table.insert(0, binding)
                 f.seek(0)
                 f.truncate()
-                f.write(dumps(bindings).encode())
+                f.write(dumps(table).encode())
+
+
+def bindings(table: bytes) -> list[Any]:
+    """An exchange table's bindings; a file another process has just created holds none yet."""
+    return [filesystem.exchange_queue_t(*q) for q in loads(table.decode())] if table else []
 
 
 class Transport(filesystem.Transport):
