@@ -30,10 +30,13 @@ def site_on(lab: Lab, broker_url: str | None = None, **env: str) -> Iterator[Non
     the variable is the one switch, for this process and for the gates it starts.
     """
     app = load_app()
-    before = (app.conf.broker_url, app.conf.broker_transport_options)
+    before = (app.conf.broker_url, app.conf.broker_transport, app.conf.broker_transport_options)
     saved = dict(os.environ)
     app.conf.broker_url = broker_url or lab.broker_url
-    app.conf.broker_transport_options = {}
+    # A transport named in the settings wins over the URL's scheme (kombu): take the lab's.
+    ours = broker_url in (None, lab.broker_url)
+    app.conf.broker_transport = lab.app.conf.broker_transport if ours else None
+    app.conf.broker_transport_options = lab.app.conf.broker_transport_options if ours else {}
     os.environ.update(
         CELERY_BROKER_URL=broker_url or lab.broker_url,
         DATABASE_URL=database_url(),
@@ -48,7 +51,7 @@ def site_on(lab: Lab, broker_url: str | None = None, **env: str) -> Iterator[Non
         stop_gates()
         os.environ.clear()
         os.environ.update(saved)
-        app.conf.broker_url, app.conf.broker_transport_options = before
+        app.conf.broker_url, app.conf.broker_transport, app.conf.broker_transport_options = before
         lookout.forget()
         background.forget()
 
