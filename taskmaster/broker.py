@@ -3,7 +3,7 @@ whether its transport loads, and when it delivers an interrupted late-ack task a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from kombu.utils.url import maybe_sanitize_url
 
@@ -19,14 +19,20 @@ def broker_label(app: Any) -> str:
         return str(maybe_sanitize_url(app.conf.broker_url or "amqp://"))
 
 
-def transport_errors(app: Any) -> tuple[type[BaseException], ...]:
-    """The connection errors of the app's broker transport.
+class TransportErrors(NamedTuple):
+    connection: tuple[type[BaseException], ...]
+    channel: tuple[type[BaseException], ...]
+
+
+def transport_errors(app: Any) -> TransportErrors:
+    """The connection and channel errors of the app's broker transport, loaded once.
 
     Loading the transport is where a mistyped scheme (``amqpp://``) or a missing library
     (``redis://`` without ``redis``) shows: a configuration error, before anything is touched.
     """
     try:
-        return tuple(app.connection_for_write().connection_errors)
+        conn = app.connection_for_write()
+        return TransportErrors(tuple(conn.connection_errors), tuple(conn.channel_errors))
     except KeyError as exc:  # kombu: "No such transport: amqpp.  Did you mean amqp?"
         problem = str(exc.args[0] if exc.args else exc)
     except Exception as exc:  # its module fails to import: a missing or broken library

@@ -56,16 +56,17 @@ class Cluster:
         self.app = app
         self.reply_timeout = reply_timeout
         self._connection: Any = None
+        errors = transport_errors(app)
         # kombu wraps transport errors as OperationalError when it gives up retrying.
         self._errors: tuple[type[BaseException], ...] = (
-            *transport_errors(app),
+            *errors.connection,
             OSError,
             OperationalError,
         )
         # A broker that answers but refuses the login (a wrong password: AMQP's 403, which
         # py-amqp raises as a channel error) is as far out of reach as one that is down.
         # Only while connecting: a channel error later is a failed call, not a lost broker.
-        self._refusals = tuple(app.connection_for_write().channel_errors)
+        self._refusals = errors.channel
 
     # -- connection ------------------------------------------------------------------
 
