@@ -59,6 +59,7 @@ from celery import Celery  # noqa: E402
 
 from taskmaster.cluster import Cluster  # noqa: E402
 from taskmaster.drain import Drain  # noqa: E402
+from taskmaster.fleet import Fleet, app_queues  # noqa: E402
 from taskmaster.gate import Decision, Gate, Verdict  # noqa: E402
 from taskmaster.loading import load_app, load_registry  # noqa: E402
 from taskmaster.records import open_run  # noqa: E402
@@ -242,19 +243,25 @@ class Quiet:
         pass
 
 
-def one_poll(lab: Lab, registry: Any, polls: int = 5) -> float:
-    """The median of steady-state polls (after the first, which drains) of a real drain."""
+def one_poll(lab: Lab, registry: Any, polls: int = 5) -> tuple[float, float]:
+    """The median of steady-state polls (after the first, which drains) of a real drain,
+    and of the broker's count alone (part of each poll: ``Fleet.look``)."""
     cluster = Cluster(lab.app, reply_timeout=1.0)
     request = GateRequest(timeout=300, interval=300, hold=5).resolved()
     with cluster.connected():
         first = cluster.discover()
         gate = Gate(registry, started_at=time.time(), timeout=300, interval=300)
+        fleet = Fleet(cluster, gate, declared=app_queues(lab.app, registry))
         run = open_run(timeout=300, interval=300, hold=5, broker="bench", workers=first.queues)
-        drain = Drain(cluster, gate, run, Quiet(), StopRequest(), request=request, first=first)
+        drain = Drain(
+            cluster, gate, run, Quiet(), StopRequest(), request=request, first=first, fleet=fleet
+        )
         drain.poll()
         took = [timed(drain.poll) for _ in range(polls)]
+        heard = dict(fleet.heard)
+        counted = [timed(lambda: fleet.look(heard)) for _ in range(polls)]
         drain.finish(Verdict.BLOCKED, ())  # restore and close the run
-    return median(took)
+    return median(took), median(counted)
 
 
 def workers_figures(
@@ -270,7 +277,7 @@ def workers_figures(
             for worker in started:
                 lab.wait_ready(worker, timeout=300)
             time.sleep(2)
-            poll = one_poll(lab, registry)
+            poll, count = one_poll(lab, registry)
             gates, inspects, cancels, commands, celerys = [], [], [], [], []
             for _ in range(runs):
                 # The floor under each, touching no worker: the gate's command started and
@@ -287,6 +294,7 @@ def workers_figures(
                 "broker": broker,
                 "workers": count,
                 "poll_s": poll,
+                "broker_count_s": count,
                 "gate_s": median(gates),
                 "inspect_active_cli_s": median(inspects),
                 "cancel_consumer_cli_s": median(cancels),
@@ -318,7 +326,7 @@ def held_figures(broker: str, counts: list[int], registry: Any) -> list[dict[str
                         producer=producer,
                     )
             wait_for(lambda n=nodes, c=count: held(lab, n) >= c, timeout=120, step=1)
-            poll = one_poll(lab, registry, polls=3)
+            poll, _ = one_poll(lab, registry, polls=3)
             timeout = 15
             took, result = wall(
                 lab, "prepare_deploy", "--interval", "5", "--timeout", str(timeout), "--json"

@@ -13,6 +13,8 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
+from django.db import DatabaseError
+
 from taskmaster import records
 from taskmaster.broker import broker_label, redelivery
 from taskmaster.cluster import Cluster, Discovery
@@ -21,11 +23,12 @@ from taskmaster.discovery import Discovering
 from taskmaster.drain import NO_WORKER, Drain, Observer
 from taskmaster.events import EventWatch
 from taskmaster.exits import ConfigurationError, GateError, GateFailed
+from taskmaster.fleet import Fleet, app_queues
 from taskmaster.gate import Gate, Verdict
 from taskmaster.loading import database_errors, load_app, load_registry
 from taskmaster.outcome import Outcome, task_reports, worker_reports
 from taskmaster.policy import sync_registry
-from taskmaster.replies import Inspection, Queues
+from taskmaster.replies import Inspection, Queues, queue_names
 from taskmaster.request import GateRequest
 from taskmaster.stopping import StopRequest
 
@@ -61,6 +64,7 @@ def _gate(app: Any, request: GateRequest, observer: Observer, stop: StopRequest)
         if not request.dry_run:
             with database_errors(touched=False):
                 sync_registry(registry)
+        known = _roster(dry_run=request.dry_run)
         first = unique(discovering.result() if request.dry_run else discovering.settled())
         gate = Gate(
             registry,
@@ -75,11 +79,20 @@ def _gate(app: Any, request: GateRequest, observer: Observer, stop: StopRequest)
             in_scope = gate.newcomers(first.queues)
         if stop.signum:  # nothing touched yet: nothing to restore
             return _interrupted(request, gate, broker, stop.signum)
+        fleet = Fleet(
+            cluster,
+            gate,
+            declared=app_queues(app, registry),
+            known=known,
+            remember=not request.dry_run,
+        )
+        # No worker in scope answered: the broker may still see one that cannot answer.
+        silent = not in_scope and fleet.look(_heard(first)).blockers
         with database_errors(touched=False):
-            if not in_scope and not request.allow_no_workers:
+            if not in_scope and not request.allow_no_workers and not silent:
                 _refuse_no_worker(broker, gate, first)
             if request.dry_run:
-                return look_once(cluster, gate, in_scope, request, broker)
+                return look_once(cluster, gate, in_scope, request, broker, fleet, first)
             run = records.open_run(
                 timeout=gate.timeout,
                 interval=gate.interval,
@@ -99,6 +112,7 @@ def _gate(app: Any, request: GateRequest, observer: Observer, stop: StopRequest)
                 stop,
                 request=request,
                 first=first,
+                fleet=fleet,
                 discovering=None if discovering.done.is_set() else discovering,
                 events=events,
                 redelivery=redelivery(app),
@@ -116,8 +130,31 @@ def unique(discovery: Discovery) -> Discovery:
     return discovery
 
 
+def _roster(*, dry_run: bool) -> dict[str, set[str]]:
+    """The workers earlier gates heard; a dry run goes on without them if the database fails
+    (the readiness page must not need one)."""
+    if not dry_run:
+        with database_errors(touched=False):
+            return records.known_workers()
+    try:
+        return records.known_workers()
+    except DatabaseError:
+        logger.warning("dry run: cannot read the roster of workers", exc_info=True)
+        return {}
+
+
+def _heard(discovery: Discovery) -> dict[str, set[str]]:
+    return {worker: queue_names(queues) for worker, queues in discovery.queues.items()}
+
+
 def look_once(
-    cluster: Cluster, gate: Gate, in_scope: Queues, request: GateRequest, broker: str
+    cluster: Cluster,
+    gate: Gate,
+    in_scope: Queues,
+    request: GateRequest,
+    broker: str,
+    fleet: Fleet,
+    first: Discovery,
 ) -> Outcome:
     """The dry run: what would block a gate now, without cancelling anything."""
     gate.admit(in_scope)
@@ -125,8 +162,9 @@ def look_once(
     gate.leased = set(cluster.leases(drained)) if drained else set()
     workers = gate.workers
     inspection = cluster.inspect_tasks(workers) if workers else Inspection(frozenset(), ())
+    silent = fleet.look(_heard(first)).blockers
     now = time.time()
-    decision = gate.decide(inspection, {}, now=now)
+    decision = gate.decide(inspection, {}, now=now, silent=silent)
     return Outcome(
         verdict=Verdict.BLOCKED if decision.blockers else Verdict.CLEAR,
         started_at=datetime.fromtimestamp(gate.started_at, timezone.utc),
@@ -141,6 +179,7 @@ def look_once(
         scope=request.scope.as_json(),
         out_of_scope=sorted(gate.out_of_scope),
         redelivery=redelivery(cluster.app),
+        broker_count=fleet.as_json(),
         notes=[] if workers else [NO_WORKER],
     )
 

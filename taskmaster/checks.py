@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from celery import Celery
 from django.apps import AppConfig
@@ -86,6 +87,18 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
         for key in SWITCHES
         if key in user and not isinstance(user[key], bool)
     ]
+    management = user.get("RABBITMQ_MANAGEMENT_URL")
+    if management is not None and not (
+        isinstance(management, str) and urlsplit(management).scheme in ("http", "https")
+    ):
+        errors.append(
+            Error(
+                "TASKMASTER['RABBITMQ_MANAGEMENT_URL'] must be the http:// or https:// URL of "
+                "RabbitMQ's management API, or None.",
+                hint="For example 'http://user:password@rabbitmq:15672'.",
+                id="taskmaster.E009",
+            )
+        )
     return errors
 
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from taskmaster.outcome import Outcome
-from taskmaster.report import NEXT_STEP, RESTORE_FAILED, seconds, worst_first
+from taskmaster.report import RESTORE_FAILED, next_steps, seconds, worst_first
 
 SUMMARY_ROWS = 25  # task groups in the summary table: far below GitHub's 1 MiB per step
 ANNOTATIONS = 10  # GitHub shows ten per step; the rest are rolled into the last one
@@ -66,6 +66,8 @@ def summary_markdown(outcome: Outcome) -> str:
     drained = ", ".join(f"`{w.hostname}`" for w in outcome.workers[:20]) or "none"
     more = f" and {len(outcome.workers) - 20} more" if len(outcome.workers) > 20 else ""
     lines += [f"**Workers drained ({len(outcome.workers)}):** {drained}{more}", ""]
+    if outcome.broker_count:
+        lines += [f"**Broker:** {_cell(outcome.broker_count['summary'])}", ""]
     if outcome.out_of_scope:
         lines += [f"**Out of scope:** {len(outcome.out_of_scope)} worker(s)", ""]
     workers, groups = worst_first(outcome.blockers)
@@ -87,7 +89,7 @@ def summary_markdown(outcome: Outcome) -> str:
         lines += [f"- not restored: {_cell(p)}" for p in outcome.restore_problems]
         lines += ["", RESTORE_FAILED]
     elif outcome.failure is None or outcome.exit_code == 6:
-        lines.append(NEXT_STEP[outcome.verdict].replace("tasks above", "tasks in the table"))
+        lines += [step.replace("tasks above", "tasks in the table") for step in next_steps(outcome)]
     return "\n".join(lines) + "\n\n"
 
 

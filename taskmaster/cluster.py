@@ -16,8 +16,9 @@ from typing import Any
 from kombu.exceptions import OperationalError
 
 from taskmaster.broker import broker_label, transport_errors
+from taskmaster.consumers import BrokerCount, ConsumerCounter, NoCount, broker_counter
 from taskmaster.exits import BrokerUnavailable
-from taskmaster.replies import Inspection, Queues, inspection_from_replies
+from taskmaster.replies import Inspection, Queues, inspection_from_replies, task_queues
 
 # The declaration keys of a queue (kombu's Queue.as_dict) that add_consumer passes on to
 # Queue.from_dict on the worker; without them RabbitMQ refuses a re-declaration.
@@ -67,6 +68,7 @@ class Cluster:
         # py-amqp raises as a channel error) is as far out of reach as one that is down.
         # Only while connecting: a channel error later is a failed call, not a lost broker.
         self._refusals = errors.channel
+        self._counter: ConsumerCounter | None = None
 
     # -- connection ------------------------------------------------------------------
 
@@ -166,6 +168,25 @@ class Cluster:
             host: task_queues(declarations)
             for host, declarations in self._by_worker("active_queues", workers).items()
         }
+
+    # -- the broker's own count (consumers.py) ------------------------------------------
+
+    @property
+    def counter(self) -> ConsumerCounter:
+        if self._counter is None:
+            self._counter = broker_counter(self.app)
+        return self._counter
+
+    @property
+    def counts(self) -> bool:
+        """Whether the broker keeps a count of consumers (not the filesystem transport)."""
+        return not isinstance(self.counter, NoCount)
+
+    def count(self, queues: Iterable[str], asked: Iterable[str]) -> BrokerCount:
+        """Consumers of ``queues`` and which workers ``asked`` about are alive, as the broker
+        says, whoever answers remote control."""
+        with self._broker_errors():
+            return self.counter.count(self._connection, queues, asked)
 
     # -- drain and restore ------------------------------------------------------------
 
@@ -286,14 +307,6 @@ def _bounded(conn: Any) -> Any:
 
     conn.ensure = ensure_once
     return conn
-
-
-def _is_control_queue(name: str) -> bool:
-    return name.endswith(".pidbox") or name.startswith("celeryev.")
-
-
-def task_queues(declarations: Any) -> list[dict[str, Any]]:
-    return [q for q in declarations or [] if not _is_control_queue(q["name"])]
 
 
 def _ok(reply: Any) -> bool:

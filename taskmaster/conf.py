@@ -34,6 +34,10 @@ DEFAULTS: dict[str, Any] = {
     "BLOCKING_TASKS_ARE_ERRORS": False,
     # Blocking tasks accepted on purpose: W001 does not list them.
     "ACCEPTED_BLOCKING_TASKS": [],
+    # RabbitMQ's management API (http://user:password@host:15672), to name every worker the
+    # broker knows, even one that never answered a gate. Without it the gate counts
+    # consumers with AMQP alone and names only the workers earlier gates heard.
+    "RABBITMQ_MANAGEMENT_URL": None,
 }
 
 
@@ -96,6 +100,11 @@ class Settings:
     @property
     def ACCEPTED_BLOCKING_TASKS(self) -> list[str]:
         return list(self._get("ACCEPTED_BLOCKING_TASKS"))
+
+    @property
+    def RABBITMQ_MANAGEMENT_URL(self) -> str | None:
+        url = self._get("RABBITMQ_MANAGEMENT_URL")
+        return str(url) if url else None
 
     def celery_app(self) -> Any:
         """Import the configured Celery app (raises ImportError if it cannot)."""

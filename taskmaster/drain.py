@@ -21,8 +21,9 @@ from taskmaster.discovery import Discovering
 from taskmaster.ending import Ending, utc
 from taskmaster.events import EventWatch
 from taskmaster.exits import BrokerUnavailable, GateFailed
+from taskmaster.fleet import Fleet
 from taskmaster.forecast import Foresight
-from taskmaster.gate import Decision, Gate, Verdict
+from taskmaster.gate import Blocker, Decision, Gate, Verdict
 from taskmaster.models import GateRun
 from taskmaster.outcome import Outcome, TaskReport, task_reports
 from taskmaster.replies import Inspection, queue_names
@@ -61,6 +62,7 @@ class Drain(Ending):
         *,
         request: GateRequest,
         first: Discovery,
+        fleet: Fleet,
         discovering: Discovering | None = None,
         events: EventWatch | None = None,
         redelivery: dict[str, Any] | None = None,
@@ -80,6 +82,8 @@ class Drain(Ending):
         self.first_heard = discovering is None  # the first discovery is over
         self.clear_pending = False  # the last look found nothing; the first discovery is not over
         self.claimed = set(first.queues)  # claimed with the run (records.open_run)
+        self.fleet = fleet  # the broker's count beside the answers: who is silent
+        self.said_of_broker = ""  # its last summary, said again only when it changes
         self.hold = request.seconds("hold")
         self.redelivery = redelivery or {}
         self.foresight = Foresight(gate, fail_fast=request.fail_fast, redelivery=self.redelivery)
@@ -145,6 +149,7 @@ class Drain(Ending):
         workers = self.gate.workers
         consuming: dict[str, set[str]] = {}
         inspection = Inspection(answered=frozenset(), tasks=())
+        heard: dict[str, set[str]] = {}
         if workers:
             seconds = lease_seconds(self.gate.interval)
             current, inspection = self.cluster.look(
@@ -165,8 +170,18 @@ class Drain(Ending):
                 # Nobody answers: our own connection may be the one that is broken.
                 self.cluster.reconnect(retries=0)
             self.notice_departures(inspection)
+            # What each worker consumes now: what it said, less what was cancelled since.
+            heard = {
+                w: queue_names(current.get(w, [])) - (still.get(w, set()) - consuming.get(w, set()))
+                for w in inspection.answered
+            }
+        silent = self.fleet.look(heard).blockers
+        summary = self.fleet.summary()
+        if self.fleet.count.available and summary != self.said_of_broker:
+            self.said_of_broker = summary  # without a count, the verdict says so once
+            self.note(f"broker: {summary}")
         now = self.clock()
-        decision = self.judge(inspection, consuming, now)
+        decision = self.judge(inspection, consuming, now, silent)
         self.blockers.record(decision.blockers, at=utc(now))
         self.tell(lambda observer: observer.polled(self.gate, decision, now))
         # The interval runs from the start of one poll to the start of the next.
@@ -174,9 +189,17 @@ class Drain(Ending):
         wait = max(0.0, decision.wait_seconds - (now - started))
         return Decision(decision.verdict, decision.blockers, wait)
 
-    def judge(self, inspection: Inspection, consuming: dict[str, set[str]], now: float) -> Decision:
+    def judge(
+        self,
+        inspection: Inspection,
+        consuming: dict[str, set[str]],
+        now: float,
+        silent: tuple[Blocker, ...] = (),
+    ) -> Decision:
         """The gate's decision on this look, and what to say ahead of time about it."""
-        decision = self.gate.decide(inspection, consuming, now=now, poll_seconds=self.poll_seconds)
+        decision = self.gate.decide(
+            inspection, consuming, now=now, poll_seconds=self.poll_seconds, silent=silent
+        )
         self.tasks = task_reports(inspection.tasks, self.gate.registry, decision.blockers, now=now)
         for text in self.foresight.redelivered_twice(inspection.tasks, now=now):
             self.note(text)
@@ -222,7 +245,8 @@ class Drain(Ending):
                 f"configuration error: {discovery.duplicates[name]} workers now answer as {name}"
             )
         self.gate.duplicates = set(discovery.duplicates)
-        if not discovery.answers and not self.gate.snapshot:
+        self.fleet.heard_from(discovery.queues)
+        if not discovery.answers and not self.gate.snapshot and not self.fleet.silent:
             self.note(NO_WORKER)
         joined = self.gate.newcomers(discovery.queues)
         for worker in sorted(set(joined) - self.claimed):

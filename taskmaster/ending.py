@@ -16,6 +16,7 @@ from django.db import DatabaseError
 from taskmaster import records
 from taskmaster.cluster import Cluster
 from taskmaster.exits import BrokerUnavailable, GateError, GateFailed
+from taskmaster.fleet import Fleet
 from taskmaster.forecast import Foresight
 from taskmaster.gate import Blocker, Decision, Gate, Verdict
 from taskmaster.models import GateRun
@@ -31,6 +32,7 @@ class Ending:
 
     cluster: Cluster
     gate: Gate
+    fleet: Fleet
     tasks: list[TaskReport]
     foresight: Foresight
     redelivery: dict[str, Any]
@@ -78,6 +80,7 @@ class Ending:
             expected_clear_at=utc(expected) if (expected := self.foresight.expected) else None,
             redelivery=self.redelivery,
             gone=sorted(self.gate.gone),
+            broker_count=self.fleet.as_json(),
             signum=self.stop.signum,
             notes=self.notes,
         )

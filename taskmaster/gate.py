@@ -33,7 +33,7 @@ class Blocker:
     id: str  # the task id; the hostname for a worker that does not answer
     name: str  # the task name; "" for a worker
     worker: str
-    state: str  # active | reserved | scheduled | unresponsive | consuming
+    state: str  # active | reserved | scheduled | unresponsive | consuming | duplicate | silent
     runtime_seconds: float | None
     classification: str
     reason: str
@@ -188,9 +188,16 @@ class Gate:
         }
 
     def blockers(
-        self, inspection: Inspection, consuming: dict[str, set[str]], *, now: float
+        self,
+        inspection: Inspection,
+        consuming: dict[str, set[str]],
+        *,
+        now: float,
+        silent: tuple[Blocker, ...] = (),
     ) -> list[Blocker]:
-        found: list[Blocker] = []
+        """What blocks now; ``silent``: the workers the broker shows alive but that do not
+        answer, and consumers it counts that nobody answered for (``silent.py``)."""
+        found: list[Blocker] = list(silent)
         for worker in sorted(self.duplicates):
             found.append(
                 worker_blocker(
@@ -224,13 +231,14 @@ class Gate:
         *,
         now: float,
         poll_seconds: float = 0.0,
+        silent: tuple[Blocker, ...] = (),
     ) -> Decision:
         """The verdict, or how long to wait for the next poll.
 
         ``poll_seconds``, how long a poll takes, moves the last poll earlier, so that it
         ends at the deadline instead of starting there: a big backlog makes a poll slow.
         """
-        blockers = tuple(self.blockers(inspection, consuming, now=now))
+        blockers = tuple(self.blockers(inspection, consuming, now=now, silent=silent))
         for worker in inspection.answered:
             self.last_seen[worker] = tuple(t for t in inspection.tasks if t.worker == worker)
         if not blockers:

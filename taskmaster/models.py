@@ -167,6 +167,37 @@ class Blocker(models.Model):
         return f"{self.name or self.worker} ({self.state})"
 
 
+class WorkerQuerySet(models.QuerySet["Worker"]):
+    def known(self, *, now: datetime | None = None) -> WorkerQuerySet:
+        """Heard lately and not found gone since: the workers a gate asks the broker about
+        when they do not answer."""
+        since = (now or timezone.now()) - RECENT_WINDOW
+        return self.filter(last_seen__gte=since, absent_since__isnull=True)
+
+
+class Worker(models.Model):
+    """A worker node some gate heard: the fleet's roster.
+
+    A worker that stops answering (a busy ``solo`` pool) is still known by name, so a later
+    gate can ask the broker whether it is alive or gone.
+    """
+
+    hostname = models.CharField(max_length=255, unique=True)
+    queues = models.JSONField(default=list)  # the task queues it consumed when last heard
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    # When the broker said its connection was gone; not asked about again until heard again.
+    absent_since = models.DateTimeField(null=True, blank=True)
+
+    objects = WorkerQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["hostname"]
+
+    def __str__(self) -> str:
+        return self.hostname
+
+
 def _per_task(
     blockers: BlockerQuerySet, aggregate: Any, output_field: models.Field[Any, Any]
 ) -> Subquery:

@@ -77,6 +77,9 @@ class Outcome:
     expected_clear_at: datetime | None = None  # when every blocker is bounded
     redelivery: dict[str, Any] = field(default_factory=dict)  # the broker's, for acks_late
     gone: list[str] = field(default_factory=list)  # workers that shut down cleanly mid-drain
+    # What the broker counted beside the workers' answers (fleet.py's as_json): {} when the
+    # gate ended before it asked.
+    broker_count: dict[str, Any] = field(default_factory=dict)
     restore_problems: list[str] | None = None  # None: no restore was due
     signum: int | None = None  # the stop signal, for an interrupted gate
     failure: GateError | None = None  # what ended the gate, for an error
@@ -136,6 +139,7 @@ class Outcome:
             "expected_clear_at": _iso(self.expected_clear_at),
             "redelivery": self.redelivery,
             "gone": sorted(self.gone),
+            "broker_count": self.broker_count or None,
             "restored": self.restored,
             "restore_problems": self.restore_problems or [],
             "notes": self.notes,

@@ -81,10 +81,11 @@ class WorkerRow:
     hostname: str
     queues: tuple[str, ...]  # empty: drained
     lease: bool  # a drained worker that holds the drain lease
-    status: str  # answering | unresponsive | duplicate | missing
+    status: str  # answering | unresponsive | silent | duplicate | missing
     tasks: tuple[TaskRow, ...]
     counts: tuple[tuple[str, int], ...]  # (classification, tasks held), blocking first
     more: int  # tasks held but not shown
+    reason: str = ""  # for a worker that does not answer: what the broker says of it
 
     @property
     def drained(self) -> bool:
@@ -145,7 +146,8 @@ def _seen(look: Look, fleet: list[str]) -> Headline:
     outcome = look.outcome
     if outcome.failure is not None:
         return Headline("unknown", "Cannot tell whether a deploy is safe", str(outcome.failure))
-    if not outcome.workers:
+    silent = [b for b in outcome.blockers if not b.name]
+    if not outcome.workers and not silent:
         if fleet:
             return Headline(
                 "unknown",
@@ -155,7 +157,6 @@ def _seen(look: Look, fleet: list[str]) -> Headline:
             )
         return Headline("safe", "Safe to deploy", "No worker answered: nothing runs.")
     tasks = [b for b in outcome.blockers if b.name]
-    silent = [b for b in outcome.blockers if not b.name]
     if not outcome.blockers:
         held = Counter(t.classification for t in outcome.tasks)
         running = ", ".join(f"{n:,} {kind}" for kind, n in sorted(held.items()))
@@ -214,7 +215,15 @@ def worker_rows(look: Look, missing: dict[str, float], *, with_args: bool) -> li
                 more=max(0, len(held) - SHOWN_PER_WORKER),
             )
         )
-    rows += [WorkerRow(w, (), False, "missing", (), (), 0) for w in missing]
+    # Alive at the broker but silent: no answer, so nothing but the broker's word.
+    listed = {row.hostname for row in rows}
+    rows += [
+        WorkerRow(b.worker, (), False, b.state, (), (), 0, b.reason)
+        for b in outcome.blockers
+        if not b.name and b.worker not in listed
+    ]
+    listed |= {row.hostname for row in rows}
+    rows += [WorkerRow(w, (), False, "missing", (), (), 0) for w in missing if w not in listed]
     return rows
 
 

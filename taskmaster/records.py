@@ -12,18 +12,19 @@ import os
 import socket
 import sys
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from django.db import IntegrityError, transaction
 
 from taskmaster import gate
 from taskmaster.exits import DrainOpen
-from taskmaster.models import Blocker, DrainedWorker, GateRun
+from taskmaster.models import Blocker, DrainedWorker, GateRun, Worker
 from taskmaster.outcome import Outcome
-from taskmaster.replies import Queues
+from taskmaster.replies import Queues, queue_names
 
 BATCH = 1000  # rows per bulk statement
+SEEN_AGAIN = timedelta(hours=1)  # a worker's "last seen" is rewritten at most this often
 
 
 def describe_open(run: GateRun) -> str:
@@ -71,6 +72,47 @@ def last_fleet() -> tuple[GateRun, list[str]] | None:
     """The latest run that drained workers, and which: the fleet this database knows."""
     run = GateRun.objects.that_drained_workers().first()
     return (run, sorted(run.snapshot)) if run else None
+
+
+def known_workers() -> dict[str, set[str]]:
+    """The roster: workers heard lately and not found gone, with their last known queues."""
+    return {w.hostname: set(w.queues) for w in Worker.objects.known()}
+
+
+def remember_workers(queues: Queues) -> None:
+    """Add the workers of a discovery to the roster, or note them seen again.
+
+    Queues are kept from the last time a worker consumed any (a drained worker consumes
+    none); a worker already known is written again only when something changed, or once
+    an hour, so a discovery every interval costs one query.
+    """
+    now = datetime.now(timezone.utc)
+    rows = {w.hostname: w for w in Worker.objects.filter(hostname__in=list(queues))}
+    new: list[Worker] = []
+    changed: list[Worker] = []
+    for hostname, declarations in sorted(queues.items()):
+        names = sorted(queue_names(declarations))
+        row = rows.get(hostname)
+        if row is None:
+            new.append(Worker(hostname=hostname, queues=names, first_seen=now, last_seen=now))
+        elif (
+            (names and names != row.queues)
+            or row.absent_since is not None
+            or now - row.last_seen >= SEEN_AGAIN
+        ):
+            row.queues = names or row.queues
+            row.last_seen, row.absent_since = now, None
+            changed.append(row)
+    # Another gate may add the same worker at the same moment: its row is as good as ours.
+    Worker.objects.bulk_create(new, batch_size=BATCH, ignore_conflicts=True)
+    Worker.objects.bulk_update(changed, ["queues", "last_seen", "absent_since"], batch_size=BATCH)
+
+
+def forget_workers(hostnames: Iterable[str]) -> None:
+    """The broker says these workers are gone: no gate asks about them until one hears them."""
+    Worker.objects.filter(hostname__in=list(hostnames), absent_since__isnull=True).update(
+        absent_since=datetime.now(timezone.utc)
+    )
 
 
 def open_run(

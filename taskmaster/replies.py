@@ -27,6 +27,16 @@ def queue_names(declarations: Iterable[dict[str, Any]]) -> set[str]:
     return {q["name"] for q in declarations}
 
 
+def is_control_queue(name: str) -> bool:
+    """A worker's remote-control (``*.pidbox``, replies too) or event (``celeryev.*``) queue:
+    never drained, never a task queue."""
+    return name.endswith(".pidbox") or name.startswith("celeryev.")
+
+
+def task_queues(declarations: Any) -> list[dict[str, Any]]:
+    return [q for q in declarations or [] if not is_control_queue(q["name"])]
+
+
 @dataclass(frozen=True)
 class TaskSeen:
     """One task as a worker reports it: running, prefetched, or held for its ETA."""

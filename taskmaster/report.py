@@ -36,9 +36,15 @@ NEXT_STEP = {
     Verdict.INTERRUPTED: "The gate was stopped; consumers are restored. Nothing else to do.",
     Verdict.ERROR: "The gate could not finish: see the error above.",
 }
+SILENT_STEP = (
+    "A worker that does not answer may be running anything: try again once its task ends. Run "
+    "long tasks on a prefork or threads pool, with remote control on, so a gate can drain them."
+)
 DRY_RUN = {
     Verdict.CLEAR: "Dry run: nothing would block a deploy now. Nothing was cancelled.",
-    Verdict.BLOCKED: "Dry run: a gate now would wait for the tasks above. Nothing was cancelled.",
+    Verdict.BLOCKED: (
+        "Dry run: a gate now would wait for the blockers above. Nothing was cancelled."
+    ),
 }
 RESTORE_FAILED = (
     "Some consumers could not be restored (listed). Fix what is named, then run "
@@ -158,6 +164,8 @@ def verdict_lines(outcome: Outcome, *, with_args: bool) -> list[str]:
     lines = [summary(outcome)]
     if outcome.failure is not None:
         lines.append(f"error: {outcome.failure}")
+    if outcome.broker_count:
+        lines.append(f"broker: {outcome.broker_count['summary']}")
     lines += [f"blocker: {line}" for line in blocker_lines(outcome.blockers, with_args=with_args)]
     lines += [f"not restored: {p}" for p in outcome.restore_problems or []]
     if outcome.hold_until:
@@ -169,8 +177,16 @@ def verdict_lines(outcome: Outcome, *, with_args: bool) -> list[str]:
     elif outcome.verdict == Verdict.CLEAR and not outcome.workers:
         lines.append("Nothing to drain: no worker answered. Deploy whenever you like.")
     elif outcome.failure is None or outcome.exit_code == ExitCode.GATE_FAILED:
-        lines.append(NEXT_STEP[outcome.verdict])
+        lines += next_steps(outcome)
     return lines
+
+
+def next_steps(outcome: Outcome) -> list[str]:
+    """What to do now; a silent worker is not fixed the way a blocking task is."""
+    silent = any(b.state == "silent" for b in outcome.blockers)
+    if outcome.verdict == Verdict.BLOCKED and silent and all(not b.name for b in outcome.blockers):
+        return [f"Do not deploy now: consumers are restored. {SILENT_STEP}"]
+    return [NEXT_STEP[outcome.verdict], *([SILENT_STEP] if silent else [])]
 
 
 class PlainReport:

@@ -22,10 +22,12 @@ class Scope:
     def __bool__(self) -> bool:
         return bool(self.workers or self.queues)
 
-    def admits(self, worker: str, queues: Iterable[str]) -> bool:
+    def admits(self, worker: str, queues: Iterable[str] | None) -> bool:
+        """Whether the scope takes this worker; ``queues=None``: not known (a worker that does
+        not answer), so it may consume any of the scope's queues."""
         if self.workers and not any(fnmatchcase(worker, p) for p in self.workers):
             return False
-        return not self.queues or bool(set(self.queues) & set(queues))
+        return not self.queues or queues is None or bool(set(self.queues) & set(queues))
 
     def describe(self) -> str:
         parts = [f"--worker {p!r}" for p in self.workers] + [f"--queue {q!r}" for q in self.queues]

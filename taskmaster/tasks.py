@@ -12,6 +12,12 @@ itself. ``taskmaster_release`` ends the lease early and puts the queues back at 
 
 From a shell: ``celery -A proj inspect taskmaster_lease_status`` shows the leases, and
 ``celery -A proj control taskmaster_release`` releases every lease.
+
+A worker also **names its broker connections** after its node name as it starts
+(``taskmaster:<hostname>``: a Redis client name, an AMQP ``connection_name``). A worker that
+cannot answer remote control (a ``solo`` pool busy with a task, remote control off) still
+holds its connections, and the broker lists them by that name: the gate sees it as alive
+but silent. The name dies with the process.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from celery.signals import worker_init
 from celery.utils.log import get_logger
 from celery.worker import control
 from celery.worker.control import control_command, inspect_command
@@ -29,6 +36,42 @@ logger = get_logger(__name__)
 # Where a worker keeps its lease: on its Consumer, which outlives broker reconnections (and
 # keeps the drained queues deselected through them) but not a restart of the worker.
 _ATTRIBUTE = "_taskmaster_lease"
+CONNECTION_PREFIX = "taskmaster:"  # a worker's broker connections are named this + hostname
+
+
+def connection_name(hostname: str) -> str:
+    """The name a worker gives its broker connections; Redis refuses spaces and control
+    characters in a client name, which no node name should have anyway."""
+    return CONNECTION_PREFIX + "".join(c if "!" <= c <= "~" else "_" for c in hostname)
+
+
+def worker_of(connection: str) -> str | None:
+    """The node name in a connection name this module gave, or None."""
+    if connection.startswith(CONNECTION_PREFIX) and len(connection) > len(CONNECTION_PREFIX):
+        return connection[len(CONNECTION_PREFIX) :]
+    return None
+
+
+@worker_init.connect
+def name_connections(sender: Any = None, **_: Any) -> None:
+    """Name this worker's broker connections before it opens them (kombu reads the transport
+    options at each connect). A name the project set itself is kept."""
+    app, hostname = getattr(sender, "app", None), getattr(sender, "hostname", None)
+    if app is None or not hostname:
+        return
+    options = dict(app.conf.broker_transport_options or {})
+    name = connection_name(hostname)
+    with app.connection_for_write() as conn:  # no connection is opened: the transport's kind
+        driver = conn.transport.driver_type
+    if driver == "redis":
+        options.setdefault("client_name", name)  # kombu >= 5.6; older kombu ignores it
+    elif driver == "amqp":
+        properties = dict(options.get("client_properties") or {})
+        properties.setdefault("connection_name", name)
+        options["client_properties"] = properties
+    else:
+        return
+    app.conf.broker_transport_options = options
 
 
 @dataclass

@@ -1,10 +1,12 @@
-"""System checks for broker settings that trap tasks (``taskmaster.W003``, ``W004``).
+"""System checks for broker settings that trap tasks (``taskmaster.W003`` to ``W005``).
 
 - W003: an ``acks_late`` task whose hard time limit is longer than the broker's visibility
   timeout (Redis, SQS): the broker delivers its message again while it still runs, to another
   worker, and it runs twice.
 - W004: tasks acknowledged when they start, with a prefetch multiplier above 1: workers
   prefetch their messages, and every prefetched one is a blocker that each gate waits out.
+- W005: remote control off: no gate can drain the workers, or ask what they run; the broker
+  still sees them consume, so every gate waits for them until its deadline.
 """
 
 from __future__ import annotations
@@ -24,13 +26,13 @@ from taskmaster.registry import Registry
 def check_broker_traps(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """Settings that make a gate wait for nothing or a task run twice (W003, W004)."""
+    """Settings that make a gate wait for nothing or a task run twice (W003 to W005)."""
     if check_settings():
         return []
     app, registry, _ = app_and_registry()
     if registry is None:
         return []  # check_tasks reports why
-    return _run_twice(app, registry) + _prefetched(app, registry)
+    return _run_twice(app, registry) + _prefetched(app, registry) + _deaf(app)
 
 
 def _run_twice(app: Any, registry: Registry) -> list[CheckMessage]:
@@ -83,5 +85,25 @@ def _prefetched(app: Any, registry: Registry) -> list[CheckMessage]:
             ),
             obj="worker_prefetch_multiplier",
             id="taskmaster.W004",
+        )
+    ]
+
+
+def _deaf(app: Any) -> list[CheckMessage]:
+    """Workers that answer no remote control cannot be drained by any gate."""
+    if app.conf.worker_enable_remote_control:
+        return []
+    return [
+        Warning(
+            "worker_enable_remote_control is False: no gate can drain these workers or ask "
+            "what they run. The broker still sees them consume, so every gate waits for them "
+            "until its deadline and then restores (exit 1).",
+            hint=(
+                "Turn remote control on (CELERY_WORKER_ENABLE_REMOTE_CONTROL = True, Celery's "
+                "default). A queue-length autoscaler can count the task queues by name and "
+                "leave the control queues aside."
+            ),
+            obj="worker_enable_remote_control",
+            id="taskmaster.W005",
         )
     ]

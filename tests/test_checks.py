@@ -246,7 +246,20 @@ def test_an_unlimited_prefetch_is_said_so(modules: Path) -> None:
     assert "(without limit)" in message.msg
 
 
-# -- settings (E002-E005, E007) -----------------------------------------------------------
+def test_workers_with_remote_control_off_cannot_be_drained(modules: Path) -> None:
+    config = (
+        "app.conf.worker_prefetch_multiplier = 1; app.conf.worker_enable_remote_control = False"
+    )
+    app = trap_app(modules, "tm_trap_deaf", config, "")
+
+    with taskmaster(CELERY_APP=app):
+        (message,) = check_broker_traps()
+
+    assert (message.id, message.obj) == ("taskmaster.W005", "worker_enable_remote_control")
+    assert "no gate can drain these workers" in message.msg
+
+
+# -- settings (E002-E005, E007, E009) ------------------------------------------------------
 
 
 def test_the_demo_settings_are_valid() -> None:
@@ -306,6 +319,21 @@ def test_a_switch_must_be_a_bool(key: str) -> None:
 
     assert ids(messages) == ["taskmaster.E007"]
     assert messages[0].msg == f"TASKMASTER[{key!r}] must be True or False, not 'False'."
+
+
+@pytest.mark.parametrize("value", ["amqp://guest:secret@rabbit//", "rabbit:15672", 15672])
+def test_the_management_url_must_be_an_http_url(value: Any) -> None:
+    with taskmaster(RABBITMQ_MANAGEMENT_URL=value):
+        messages = check_settings()
+
+    assert ids(messages) == ["taskmaster.E009"]
+    assert "secret" not in messages[0].msg  # a password in a wrong URL is not repeated
+
+
+def test_the_management_url_may_be_none_or_http() -> None:
+    for value in (None, "http://u:p@rabbit:15672", "https://rabbit/api-prefix"):
+        with taskmaster(RABBITMQ_MANAGEMENT_URL=value):
+            assert check_settings() == []
 
 
 # -- the Celery app (E001, E006) ---------------------------------------------------------

@@ -145,7 +145,12 @@ def test_a_database_with_no_earlier_run_clears_with_no_worker(lab: Lab) -> None:
     assert result.code == 0, result.text
     report = result.report()
     assert (report["verdict"], report["workers"]) == ("clear", [])
-    assert report["notes"] == ["no worker answered: nothing to drain (is the broker URL right?)"]
+    assert report["notes"] == [
+        "no worker answered: nothing to drain (is the broker URL right?)",
+        # and the broker agrees: nobody listens to remote control, so nobody is silent
+        "broker: 0 worker(s) answered; 0 connection(s) listen to remote control "
+        "(PUBLISH and CLIENT LIST)",
+    ]
 
 
 # -- bad input, broken parts: exit 2, one sentence, nothing touched -----------------

@@ -161,6 +161,19 @@ def test_a_look_past_its_budget_says_the_broker_does_not_answer() -> None:
     assert title(seen(None, overdue_since=NOW - 4)) == "No answer from the broker for 5 s"
 
 
+def test_a_silent_worker_with_no_worker_answering_blocks_and_has_a_row() -> None:
+    solo = Blocker("solo@pod", "", "solo@pod", "silent", None, "", "alive at the broker but …")
+    quiet = look([], workers=[], blockers=(solo,))
+
+    line = headline(seen(quiet), drain=None, fleet=[], now=NOW, budget=3)
+
+    assert (line.tone, line.title) == ("blocked", "Blocked by 1 worker that cannot be asked")
+    rows = worker_rows(quiet, {}, with_args=False)
+    assert [(r.hostname, r.status, r.reason) for r in rows] == [
+        ("solo@pod", "silent", "alive at the broker but …")
+    ]
+
+
 def test_no_worker_is_safe_unless_earlier_gates_drained_some() -> None:
     empty = look([], workers=[])
 

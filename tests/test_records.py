@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from taskmaster import gate
-from taskmaster.models import Blocker, GateRun
+from taskmaster import gate, records
+from taskmaster.models import RECENT_WINDOW, Blocker, GateRun, Worker
 from taskmaster.records import BlockerLog
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=timezone.utc)
@@ -62,3 +62,39 @@ def test_a_poll_with_5000_held_tasks_records_them_in_a_bounded_number_of_queries
         5.0,
     )
     assert running.last_seen == T0 + timedelta(seconds=40)
+
+
+def declared(*names: str) -> list[dict[str, Any]]:
+    return [{"name": name} for name in names]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_roster_keeps_each_workers_last_queues_and_costs_one_query_when_nothing_changed(
+    django_assert_num_queries: Any,
+) -> None:
+    records.remember_workers({"w1@a": declared("celery", "reports"), "w2@a": declared("celery")})
+    # Drained, w1 consumes nothing: the roster keeps what it consumed before.
+    with django_assert_num_queries(1):
+        records.remember_workers({"w1@a": [], "w2@a": declared("celery")})
+
+    assert records.known_workers() == {"w1@a": {"celery", "reports"}, "w2@a": {"celery"}}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_the_broker_says_is_gone_leaves_the_roster_until_it_is_heard_again() -> None:
+    records.remember_workers({"w1@a": declared("celery"), "w2@a": declared("celery")})
+
+    records.forget_workers(["w2@a"])
+    assert set(records.known_workers()) == {"w1@a"}
+    assert Worker.objects.get(hostname="w2@a").absent_since is not None
+
+    records.remember_workers({"w2@a": declared("celery")})
+    assert set(records.known_workers()) == {"w1@a", "w2@a"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_not_heard_for_a_month_is_no_longer_asked_about() -> None:
+    records.remember_workers({"w1@a": declared("celery")})
+    Worker.objects.update(last_seen=datetime.now(timezone.utc) - RECENT_WINDOW - timedelta(1))
+
+    assert records.known_workers() == {}

@@ -155,3 +155,51 @@ def test_the_schema_rejects_a_report_that_breaks_the_contract() -> None:
     ):
         with pytest.raises(ValidationError):
             valid_report(broken)
+
+
+SILENT = blocker(
+    "", "silent", id="solo@pod", worker="solo@pod", classification="", reason="alive but silent"
+)
+COUNTED = {
+    "method": "passive declares",
+    "answered": 1,
+    "consumers": {"celery": 1},
+    "listeners": None,
+    "alive": ["solo@pod"],
+    "silent": ["solo@pod"],
+    "note": "",
+    "summary": "1 worker(s) answered; the broker counts consumers: 1 on celery; silent: "
+    "solo@pod (passive declares)",
+}
+
+
+def test_a_silent_worker_is_not_fixed_like_a_task_and_the_broker_count_is_said() -> None:
+    report = PlainReport(io.StringIO())
+    silent_only = outcome((SILENT,), broker_count=COUNTED)
+
+    lines = [line.split(" ", 1)[1] for line in _finished(report, silent_only).splitlines()]
+
+    assert lines == [
+        "verdict: blocked (exit 1), gate run #7: 1 blocker(s)",
+        f"broker: {COUNTED['summary']}",
+        "blocker: solo@pod (silent): alive but silent",
+        "Do not deploy now: consumers are restored. A worker that does not answer may be "
+        "running anything: try again once its task ends. Run long tasks on a prefork or "
+        "threads pool, with remote control on, so a gate can drain them.",
+    ]
+    valid_report(silent_only.as_json())
+
+
+def test_with_tasks_and_a_silent_worker_both_next_steps_are_said() -> None:
+    both = outcome((blocker("app.tasks.report", "active"), SILENT), broker_count=COUNTED)
+
+    text = summary_markdown(both)
+
+    assert f"**Broker:** {COUNTED['summary']}" in text
+    assert "Make the tasks in the table acks_late" in text
+    assert "A worker that does not answer may be running anything" in text
+
+
+def _finished(report: PlainReport, result: Outcome) -> str:
+    report.finish(result)
+    return report.stream.getvalue()  # type: ignore[attr-defined]

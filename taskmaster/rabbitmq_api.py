@@ -1,0 +1,105 @@
+"""RabbitMQ's management API (HTTP), read-only: which queues exist and who consumes them.
+
+AMQP itself only counts a queue's consumers. The management plugin lists them, each with the
+connection it came on, so the gate can name a worker that does not answer: by its control
+queue (``<hostname>.celery.pidbox``, consumed on the worker's own connection) or by the name
+``taskmaster.tasks`` gave that connection. It lists a new consumer a few seconds late (its
+statistics are collected, not live), so counting stays with AMQP's passive declares; this
+only names.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from kombu.utils.url import maybe_sanitize_url
+
+TIMEOUT = 2.0  # seconds per request: a management API that hangs must not hold a poll
+
+
+class ManagementError(Exception):
+    """The management API could not be read; ``str()`` is a sentence, password masked."""
+
+
+@dataclass(frozen=True)
+class Consumer:
+    queue: str
+    connection: str  # the broker's name for the connection ("10.0.0.5:43210 -> 10.0.0.2:5672")
+    peer: str  # "10.0.0.5:43210"
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One read of a virtual host: its exclusive queues, its consumers, connection names."""
+
+    exclusive_queues: frozenset[str]
+    consumers: tuple[Consumer, ...]
+    connection_names: dict[str, str]  # connection -> the name its client gave it
+
+
+class ManagementAPI:
+    def __init__(self, url: str, vhost: str, *, timeout: float = TIMEOUT) -> None:
+        parts = urlsplit(url)
+        self.label = str(maybe_sanitize_url(url))
+        self._auth = None
+        if parts.username is not None:
+            secret = f"{parts.username}:{parts.password or ''}".encode()
+            self._auth = "Basic " + base64.b64encode(secret).decode()
+        netloc = parts.hostname or ""
+        if parts.port:
+            netloc += f":{parts.port}"
+        self._base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+        self.vhost = vhost
+        self.timeout = timeout
+
+    def listing(self, *, with_names: bool = True) -> Listing:
+        """Queues and consumers of the virtual host; connection names if asked (a third
+        request, needed only for a consumer on a connection that has no control queue)."""
+        vhost = quote(self.vhost, safe="")
+        queues = self._get(f"/api/queues/{vhost}?columns=name,exclusive")
+        columns = "queue.name,channel_details.connection_name,channel_details.peer_host," + (
+            "channel_details.peer_port"
+        )
+        consumers = tuple(
+            Consumer(
+                queue=str(c["queue"]["name"]),
+                connection=str(c["channel_details"]["connection_name"]),
+                peer=f"{c['channel_details']['peer_host']}:{c['channel_details']['peer_port']}",
+            )
+            for c in self._get(f"/api/consumers/{vhost}?columns={columns}")
+        )
+        names: dict[str, str] = {}
+        if with_names:
+            for c in self._get(f"/api/vhosts/{vhost}/connections?columns=name,client_properties"):
+                given = (c.get("client_properties") or {}).get("connection_name")
+                if given:
+                    names[str(c["name"])] = str(given)
+        return Listing(
+            exclusive_queues=frozenset(str(q["name"]) for q in queues if q.get("exclusive")),
+            consumers=consumers,
+            connection_names=names,
+        )
+
+    def _get(self, path: str) -> Any:
+        request = urllib.request.Request(self._base + path, headers={"Accept": "application/json"})
+        if self._auth:
+            request.add_header("Authorization", self._auth)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as exc:
+            why = {401: "it refused the login", 404: f"no virtual host {self.vhost!r} there"}
+            raise ManagementError(
+                f"the RabbitMQ management API at {self.label} answered {exc.code} "
+                f"({why.get(exc.code, exc.reason)})"
+            ) from None
+        except (OSError, ValueError) as exc:  # unreachable, timed out, not JSON
+            raise ManagementError(
+                f"the RabbitMQ management API at {self.label} cannot be read: {exc}"
+            ) from None
