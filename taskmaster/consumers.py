@@ -253,15 +253,14 @@ class RedisCounter:
             raise
         except Exception as exc:  # CLIENT LIST disabled or refused by the provider
             notes.append(f"CLIENT LIST refused ({exc}): workers are not named")
-        alive = {
-            worker: Sighting(
-                worker,
-                f"{len(clients)} connection(s) named by its worker, from "
-                f"{clients[0].get('addr', '?')}",
-                listens=any(int(c.get("psub") or 0) for c in clients),
-            )
-            for worker, clients in sorted(named.items())
-        }
+        alive = {}
+        for worker, clients in sorted(named.items()):
+            listens = any(int(c.get("psub") or 0) for c in clients)
+            seen_from = min(str(c.get("addr", "?")) for c in clients)
+            evidence = f"{len(clients)} connection(s) named by its worker, from {seen_from}"
+            if not listens:
+                evidence += ", none of them listening to remote control"
+            alive[worker] = Sighting(worker, evidence, listens=listens)
         return BrokerCount(
             "PUBLISH and CLIENT LIST",
             listeners=listeners,

@@ -47,11 +47,14 @@ class LiveReport:
         workers = Table(title="Workers", expand=True, title_justify="left")
         for column in ("worker", "recorded queues", "state"):
             workers.add_column(column)
-        for worker in gate.workers[:SCREENFUL]:
-            names = ", ".join(sorted(q["name"] for q in gate.snapshot[worker])) or "-"
+        # The drained workers, then those the broker shows but that do not answer.
+        unheard = sorted(w for w, state in silent.items() if state == "silent")
+        rows = gate.workers + [w for w in unheard if w not in gate.snapshot]
+        for worker in rows[:SCREENFUL]:
+            names = ", ".join(sorted(q["name"] for q in gate.snapshot.get(worker, []))) or "-"
             workers.add_row(worker, names, _worker_state(silent.get(worker), blocked[worker]))
-        if len(gate.workers) > SCREENFUL:
-            workers.add_row(f"… and {len(gate.workers) - SCREENFUL} more", "", "")
+        if len(rows) > SCREENFUL:
+            workers.add_row(f"… and {len(rows) - SCREENFUL} more", "", "")
         parts: list[Any] = [workers]
         if decision.blockers:
             parts.append(self.blockers(decision.blockers))

@@ -175,7 +175,8 @@ def verdict_lines(outcome: Outcome, *, with_args: bool) -> list[str]:
     elif outcome.dry_run and outcome.verdict in DRY_RUN:
         lines.append(DRY_RUN[outcome.verdict])
     elif outcome.verdict == Verdict.CLEAR and not outcome.workers:
-        lines.append("Nothing to drain: no worker answered. Deploy whenever you like.")
+        scope = " in this drain's scope" if outcome.scope else ""
+        lines.append(f"Nothing to drain: no worker{scope} answered. Deploy whenever you like.")
     elif outcome.failure is None or outcome.exit_code == ExitCode.GATE_FAILED:
         lines += next_steps(outcome)
     return lines

@@ -18,7 +18,7 @@ from taskmaster.gate import Blocker, worker_blocker
 from taskmaster.scope import Scope
 
 SILENT = "silent"
-WHY = "a busy solo or gevent pool, or remote control off: it may be running anything"
+WHY = "(a busy solo or gevent pool, or remote control off); it may be running anything"
 UNSURE = "; it may be in this drain's scope (the broker gives no name)"
 
 
@@ -57,7 +57,7 @@ def silent_blockers(
             continue
         queues = sighting.queues if sighting.queues is not None else known.get(worker)
         if scope.admits(worker, queues):
-            reason = f"alive at the broker ({sighting.evidence}) but answers nothing: {WHY}"
+            reason = f"alive at the broker ({sighting.evidence}) but answers nothing {WHY}"
             blockers.append(worker_blocker(worker, SILENT, reason))
             named[worker] = set(queues or ())
         else:
@@ -74,7 +74,7 @@ def silent_blockers(
                     f"unnamed consumer of {queue}",
                     SILENT,
                     f"{left} consumer(s) of {queue} at the broker that no worker answered "
-                    f"for: {WHY}{by_name}",
+                    f"for {WHY}{by_name}",
                 )
             )
     for stranger in count.strangers:
@@ -84,7 +84,7 @@ def silent_blockers(
                     f"unnamed worker at {stranger.peer}",
                     SILENT,
                     f"consumes {', '.join(sorted(stranger.queues))} at the broker but names no "
-                    f"node and answers nothing: {WHY}{by_name}",
+                    f"node and answers nothing {WHY}{by_name}",
                 )
             )
     if count.listeners is not None:
@@ -98,7 +98,7 @@ def silent_blockers(
                     "unnamed worker listening to remote control",
                     SILENT,
                     f"{left} connection(s) listen to remote control but no worker answered "
-                    f"for them: {WHY}{UNSURE if scope else ''}",
+                    f"for them {WHY}{UNSURE if scope else ''}",
                 )
             )
     return Silence(tuple(blockers), tuple(outside))
