@@ -22,7 +22,8 @@ This module only reports what the broker says; ``silent.py`` decides who is sile
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -102,18 +103,22 @@ class NoCount:
         return BrokerCount(method="", note=self.why)
 
 
+MANAGEMENT_RETRY = 60.0  # seconds before a management API that failed is asked again
+
+
 class RabbitMQCounter:
     def __init__(self, app: Any, management: ManagementAPI | None) -> None:
         mailbox = app.control.mailbox
         self.suffix = f".{mailbox.namespace}.pidbox"  # a worker's control queue: <node> + this
         self.reply_suffix = f".{mailbox.reply_exchange.name}"  # a client's reply queue
         self.management = management
+        self.failed: tuple[float, str] | None = None  # when the management API last failed, why
 
     def count(self, connection: Any, queues: Iterable[str], asked: Iterable[str]) -> BrokerCount:
         method, note, listing = "passive declares", "", None
         if self.management is not None:
             try:
-                listing = self.management.listing()
+                listing = self._listing(self.management)
                 method = "passive declares and the management API"
             except ManagementError as exc:  # the count stands without names
                 note = f"{exc}: the gate names only the workers it knows"
@@ -130,7 +135,7 @@ class RabbitMQCounter:
                 else:  # refused (a permission): said, not taken for "nobody"
                     note = "; ".join(filter(None, [note, f"cannot count {queue} ({code})"]))
             if listing is not None:
-                alive, strangers = self._named(listing)
+                alive, strangers = self._named(listing, self._names)
                 absent = frozenset(set(asked) - set(alive))
             else:
                 alive, strangers = {}, ()
@@ -145,14 +150,35 @@ class RabbitMQCounter:
             declares.close()
         return BrokerCount(method, consumers, None, alive, strangers, absent, note)
 
+    def _listing(self, management: ManagementAPI) -> Listing:
+        """The management API's listing; one that failed is not asked again for a minute, so
+        a host that does not answer costs one poll its timeout, not every poll."""
+        if self.failed is not None and time.monotonic() - self.failed[0] < MANAGEMENT_RETRY:
+            raise ManagementError(f"{self.failed[1]} (asked again within a minute)")
+        try:
+            return management.listing()
+        except ManagementError as exc:
+            self.failed = (time.monotonic(), str(exc))
+            raise
+
+    def _names(self) -> dict[str, str]:
+        assert self.management is not None
+        try:
+            return self.management.connection_names()
+        except ManagementError:  # names are a help: the consumers stay counted
+            return {}
+
     def _worker(self, queue: str) -> str | None:
         if queue.endswith(self.suffix) and not queue.endswith(self.reply_suffix):
             return queue[: -len(self.suffix)] or None
         return None
 
-    def _named(self, listing: Listing) -> tuple[dict[str, Sighting], tuple[Stranger, ...]]:
+    def _named(
+        self, listing: Listing, names: Callable[[], dict[str, str]]
+    ) -> tuple[dict[str, Sighting], tuple[Stranger, ...]]:
         """Name each consuming connection by its worker's control queue, else by the name
-        ``taskmaster.tasks`` gave it; what has neither is a stranger."""
+        ``taskmaster.tasks`` gave it (asked only when some connection has no control queue);
+        what has neither is a stranger."""
         owner: dict[str, str] = {}  # connection -> node name
         peers: dict[str, str] = {}
         consumed: dict[str, set[str]] = {}  # connection -> task queues
@@ -163,9 +189,10 @@ class RabbitMQCounter:
             elif not is_control_queue(c.queue):
                 consumed.setdefault(c.connection, set()).add(c.queue)
         listens = {w for q in listing.exclusive_queues if (w := self._worker(q)) is not None}
-        for connection, given in listing.connection_names.items():
-            if (worker := worker_of(given)) is not None:
-                owner.setdefault(connection, worker)
+        if set(consumed) - set(owner):
+            for connection, given in names().items():
+                if (worker := worker_of(given)) is not None:
+                    owner.setdefault(connection, worker)
         connections: dict[str, list[str]] = {}  # a worker may hold several
         for connection, worker in owner.items():
             connections.setdefault(worker, []).append(connection)

@@ -48,6 +48,9 @@ class Fleet:
         self.count = BrokerCount(method="", note="not counted yet")
         self.heard: dict[str, set[str]] = {}
         self.silent: tuple[str, ...] = ()
+        # Workers of others that did not answer the last look: not asked again (each would
+        # cost a poll a whole reply timeout) until a discovery hears them.
+        self.unheard: set[str] = set()
 
     def look(self, heard: dict[str, set[str]]) -> Silence:
         """The silent blockers now, given the workers that answered this look.
@@ -59,10 +62,11 @@ class Fleet:
         if not self.cluster.counts:
             self.count, self.heard = self.cluster.count((), ()), heard
             return Silence((), ())
-        others = sorted((self.gate.out_of_scope | self.gate.elsewhere) - set(heard))
+        others = sorted((self.gate.out_of_scope | self.gate.elsewhere) - set(heard) - self.unheard)
         if others:
             answers = self.cluster.queues(others)
             heard.update({w: queue_names(q) for w, q in answers.items()})
+            self.unheard |= set(others) - set(answers)
         asked = (set(self.known) | set(others)) - set(heard)
         relevant = self.relevant(heard)
         self.count = self.cluster.count(relevant, asked)
@@ -102,6 +106,7 @@ class Fleet:
 
     def heard_from(self, queues: dict[str, list[dict[str, Any]]]) -> None:
         """Workers a discovery heard: the roster keeps them (a real gate only)."""
+        self.unheard -= set(queues)
         for worker, declarations in queues.items():
             if declarations:
                 self.known[worker] = queue_names(declarations)

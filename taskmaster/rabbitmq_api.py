@@ -36,11 +36,10 @@ class Consumer:
 
 @dataclass(frozen=True)
 class Listing:
-    """One read of a virtual host: its exclusive queues, its consumers, connection names."""
+    """One read of a virtual host: its exclusive queues and its consumers."""
 
     exclusive_queues: frozenset[str]
     consumers: tuple[Consumer, ...]
-    connection_names: dict[str, str]  # connection -> the name its client gave it
 
 
 class ManagementAPI:
@@ -58,9 +57,8 @@ class ManagementAPI:
         self.vhost = vhost
         self.timeout = timeout
 
-    def listing(self, *, with_names: bool = True) -> Listing:
-        """Queues and consumers of the virtual host; connection names if asked (a third
-        request, needed only for a consumer on a connection that has no control queue)."""
+    def listing(self) -> Listing:
+        """The queues of the virtual host, and its consumers with their connections."""
         vhost = quote(self.vhost, safe="")
         queues = self._get(f"/api/queues/{vhost}?columns=name,exclusive")
         columns = "queue.name,channel_details.connection_name,channel_details.peer_host," + (
@@ -74,17 +72,20 @@ class ManagementAPI:
             )
             for c in self._get(f"/api/consumers/{vhost}?columns={columns}")
         )
-        names: dict[str, str] = {}
-        if with_names:
-            for c in self._get(f"/api/vhosts/{vhost}/connections?columns=name,client_properties"):
-                given = (c.get("client_properties") or {}).get("connection_name")
-                if given:
-                    names[str(c["name"])] = str(given)
         return Listing(
             exclusive_queues=frozenset(str(q["name"]) for q in queues if q.get("exclusive")),
             consumers=consumers,
-            connection_names=names,
         )
+
+    def connection_names(self) -> dict[str, str]:
+        """Each connection of the virtual host -> the name its client gave it, if any."""
+        vhost = quote(self.vhost, safe="")
+        names = {}
+        for c in self._get(f"/api/vhosts/{vhost}/connections?columns=name,client_properties"):
+            given = (c.get("client_properties") or {}).get("connection_name")
+            if given:
+                names[str(c["name"])] = str(given)
+        return names
 
     def _get(self, path: str) -> Any:
         request = urllib.request.Request(self._base + path, headers={"Accept": "application/json"})
