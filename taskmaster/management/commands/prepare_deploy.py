@@ -71,7 +71,8 @@ class Command(SafeCommand):
             action="store_true",
             help="clear when no worker answers although earlier gates drained some (a fleet "
             "down on purpose), or none matches --worker/--queue (a pod whose worker has "
-            "stopped); without it, either is exit 2",
+            "stopped); without it, either is exit 2. Never over a worker the broker shows "
+            "alive but silent",
         )
 
         parser.add_argument(
