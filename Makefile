@@ -28,7 +28,7 @@ lint: $(BIN)/.installed
 	$(BIN)/mypy taskmaster project
 
 # Three processes at once (pytest-xdist), each with a broker vhost and database of its own
-# (tests/lab.py): the tests mostly wait on workers and brokers, not on the CPU.
+# (tests/support/lab.py): the tests mostly wait on workers and brokers, not on the CPU.
 PARALLEL := -n 3
 
 test: $(BIN)/.installed chromium

@@ -78,7 +78,7 @@ def say(what: str, took: list[float], size: int) -> None:
 def readiness(lab: Any, client: Any, runs: int, workers: int) -> None:
     from django.urls import reverse
 
-    from taskmaster.lookout import FRESH, lookout
+    from taskmaster.readiness.looks import FRESH, looks
 
     nodes = [lab.start_worker(f"w{n}", concurrency=1, wait=False) for n in range(workers)]
     for node in nodes:
@@ -91,7 +91,7 @@ def readiness(lab: Any, client: Any, runs: int, workers: int) -> None:
     status = reverse("admin:taskmaster_deployreadiness_status")
 
     def fresh_look() -> Any:
-        lookout.forget()
+        looks.forget()
         return client.get(page)
 
     client.get(page)  # the first look imports the task modules
@@ -153,7 +153,7 @@ def main() -> None:
     from django.contrib.auth.models import User
     from django.test import Client
 
-    from tests.lab import Lab
+    from tests.support.lab import Lab
 
     user, _ = User.objects.get_or_create(username="bench", is_staff=True, is_superuser=True)
     client = Client()

@@ -48,7 +48,7 @@ BROKERS = {
     "rabbitmq": "amqp://guest:guest@127.0.0.1:5672/taskmaster_bench",
     "redis": "redis://127.0.0.1:6379/14",
 }
-os.environ.update(DATABASE_URL=DATABASE, DJANGO_SETTINGS_MODULE="tests.settings", TZ="UTC")
+os.environ.update(DATABASE_URL=DATABASE, DJANGO_SETTINGS_MODULE="tests.support.settings", TZ="UTC")
 time.tzset()
 
 import django  # noqa: E402
@@ -57,15 +57,16 @@ django.setup()
 
 from celery import Celery  # noqa: E402
 
-from taskmaster.cluster import Cluster  # noqa: E402
-from taskmaster.drain import Drain  # noqa: E402
-from taskmaster.fleet import Fleet, app_queues  # noqa: E402
-from taskmaster.gate import Decision, Gate, Verdict  # noqa: E402
-from taskmaster.loading import load_app, load_registry  # noqa: E402
-from taskmaster.records import open_run  # noqa: E402
-from taskmaster.request import GateRequest  # noqa: E402
-from taskmaster.stopping import StopRequest  # noqa: E402
-from tests.lab import Lab, wait_for  # noqa: E402
+from taskmaster.cluster.control import Cluster  # noqa: E402
+from taskmaster.conf import load_app  # noqa: E402
+from taskmaster.drain.fleet import Fleet, app_queues  # noqa: E402
+from taskmaster.drain.records import open_run  # noqa: E402
+from taskmaster.drain.request import GateRequest  # noqa: E402
+from taskmaster.drain.run import Drain  # noqa: E402
+from taskmaster.drain.stop import StopRequest  # noqa: E402
+from taskmaster.gate.registry import load_registry  # noqa: E402
+from taskmaster.gate.rules import Decision, Gate, Verdict  # noqa: E402
+from tests.support.lab import Lab, wait_for  # noqa: E402
 
 SUCCEEDED = re.compile(
     r"^\[(?P<at>[\d-]+ [\d:,]+): INFO/\S+\] Task \S+\[(?P<id>[\w-]+)\] succeeded"

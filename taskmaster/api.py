@@ -3,34 +3,51 @@
 ``prepare_deploy()`` builds and runs one gate, or looks once for a dry run, and returns its
 ``Outcome``. It does not raise for anything a gate can run into: every error becomes an
 outcome that carries its exit code (``exits.py``). The way back, ``resume_consumers()``,
-lives in ``recovery.py``.
+is ``drain/recovery.py``'s, and is exported here too.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
 from typing import Any
 
 from django.db import DatabaseError
 
-from taskmaster import records
-from taskmaster.broker import broker_label, redelivery
-from taskmaster.cluster import Cluster, Discovery
-from taskmaster.conf import app_settings
-from taskmaster.discovery import Discovering
-from taskmaster.drain import NO_WORKER, Drain, Observer
-from taskmaster.events import EventWatch
+from taskmaster.checks.settings import settings_usable
+from taskmaster.cluster.broker import broker_label, redelivery
+from taskmaster.cluster.control import Cluster, Discovery
+from taskmaster.cluster.discovery import Discovering
+from taskmaster.cluster.events import EventWatch
+from taskmaster.conf import app_settings, load_app
+from taskmaster.drain import records
+from taskmaster.drain.fleet import Fleet, app_queues
+from taskmaster.drain.policy import sync_registry
+from taskmaster.drain.records import database_errors
+from taskmaster.drain.recovery import Resumed, resume_consumers
+from taskmaster.drain.request import GateRequest
+from taskmaster.drain.run import NO_WORKER, Drain, Observer
+from taskmaster.drain.stop import StopRequest
 from taskmaster.exits import ConfigurationError, GateError, GateFailed
-from taskmaster.fleet import Fleet, app_queues
-from taskmaster.gate import Gate, Verdict
-from taskmaster.loading import database_errors, load_app, load_registry
-from taskmaster.outcome import Outcome, task_reports, worker_reports
-from taskmaster.policy import sync_registry
-from taskmaster.replies import Inspection, Queues, queue_names
-from taskmaster.request import GateRequest
-from taskmaster.stopping import StopRequest
+from taskmaster.gate.inspection import Inspection, Queues, queue_names
+from taskmaster.gate.outcome import Outcome, task_reports, worker_reports
+from taskmaster.gate.registry import load_registry
+from taskmaster.gate.rules import Gate, Verdict
+from taskmaster.gate.scope import Scope
+from taskmaster.humanize import some
+from taskmaster.models import GateRun, Worker
+
+__all__ = [
+    "GateRequest",
+    "Observer",
+    "Outcome",
+    "Resumed",
+    "Scope",
+    "StopRequest",
+    "Verdict",
+    "prepare_deploy",
+    "resume_consumers",
+]
 
 logger = logging.getLogger("taskmaster")
 
@@ -39,6 +56,7 @@ def prepare_deploy(request: GateRequest, observer: Observer, stop: StopRequest) 
     """Run one gate (or a dry run) and say how it ended; never raises for a gate's troubles."""
     failed = Outcome.failed(GateFailed("the gate did not start"), dry_run=request.dry_run)
     try:
+        settings_usable()
         request = request.resolved()
         failed.timeout, failed.interval = request.seconds("timeout"), request.seconds("interval")
         failed.hold = request.seconds("hold")
@@ -135,9 +153,9 @@ def _roster(*, dry_run: bool) -> dict[str, set[str]]:
     (the readiness page must not need one)."""
     if not dry_run:
         with database_errors(touched=False):
-            return records.known_workers()
+            return Worker.objects.known().roster()
     try:
-        return records.known_workers()
+        return Worker.objects.known().roster()
     except DatabaseError:
         logger.warning("dry run: cannot read the roster of workers", exc_info=True)
         return {}
@@ -165,11 +183,9 @@ def look_once(
     silent = fleet.look(_heard(first)).blockers
     now = time.time()
     decision = gate.decide(inspection, {}, now=now, silent=silent)
-    return Outcome(
-        verdict=Verdict.BLOCKED if decision.blockers else Verdict.CLEAR,
-        started_at=datetime.fromtimestamp(gate.started_at, timezone.utc),
-        timeout=gate.timeout,
-        interval=gate.interval,
+    return Outcome.of(
+        gate,
+        Verdict.BLOCKED if decision.blockers else Verdict.CLEAR,
         hold=request.seconds("hold"),
         broker=broker,
         dry_run=True,
@@ -190,32 +206,25 @@ def _refuse_no_worker(broker: str, gate: Gate, discovery: Discovery) -> None:
     if discovery.answers:
         seen = sorted(discovery.answers)
         raise ConfigurationError(
-            f"no worker matches {gate.scope.describe()}: {len(seen)} answered ({_some(seen)}). If "
+            f"no worker matches {gate.scope.describe()}: {len(seen)} answered ({some(seen)}). If "
             "the one you meant is gone already, pass --allow-no-workers. Nothing was touched."
         )
-    fleet = records.last_fleet()
-    if fleet is None:
+    run = GateRun.objects.that_drained_workers().first()
+    if run is None:
         return  # a new project (the demo): nothing says workers should be there
-    run, workers = fleet
+    workers = sorted(run.snapshot)
     raise ConfigurationError(
         f"no worker answered on {broker}, but gate run #{run.pk} "
-        f"({run.started_at:%Y-%m-%d %H:%M %Z}) drained {_some(workers)}. Is the broker URL (its "
+        f"({run.started_at:%Y-%m-%d %H:%M %Z}) drained {some(workers)}. Is the broker URL (its "
         "vhost, its database number) the one the workers use? If the fleet is down on "
         "purpose, pass --allow-no-workers. Nothing was touched."
     )
 
 
-def _some(names: list[str]) -> str:
-    """At most five names, and how many more: a sentence stays readable for any fleet."""
-    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-
-
 def _interrupted(request: GateRequest, gate: Gate, broker: str, signum: int) -> Outcome:
-    return Outcome(
-        verdict=Verdict.INTERRUPTED,
-        started_at=datetime.fromtimestamp(gate.started_at, timezone.utc),
-        timeout=gate.timeout,
-        interval=gate.interval,
+    return Outcome.of(
+        gate,
+        Verdict.INTERRUPTED,
         hold=request.seconds("hold"),
         broker=broker,
         signum=signum,

@@ -9,4 +9,4 @@ class TaskmasterConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from taskmaster import checks, traps  # noqa: F401  (registers the system checks)
+        from taskmaster import checks  # noqa: F401  (registers the system checks)

@@ -13,6 +13,8 @@ from typing import Any, cast
 from django.conf import settings as django_settings
 from django.utils.module_loading import import_string
 
+from taskmaster.exits import ConfigurationError
+
 DEFAULTS: dict[str, Any] = {
     # Dotted path to the Celery app; None finds ``<settings package>.celery.app``.
     "CELERY_APP": None,
@@ -112,3 +114,14 @@ class Settings:
 
 
 app_settings = Settings()
+
+
+def load_app() -> Any:
+    """The configured Celery app, or a configuration error that says how to fix it."""
+    try:
+        return app_settings.celery_app()
+    except Exception as exc:  # the user's module: any error in it is a configuration error
+        raise ConfigurationError(
+            f"cannot import the Celery app {app_settings.CELERY_APP!r} ({exc}); "
+            "set TASKMASTER['CELERY_APP'] to its dotted path, e.g. 'project.celery.app'"
+        ) from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -10,8 +12,8 @@ from django.db.models import Count, Max, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from taskmaster.gate import Verdict
-from taskmaster.registry import Classification
+from taskmaster.gate.registry import Classification
+from taskmaster.gate.rules import Verdict
 
 # "Deploys blocked lately" on the admin page: long enough to see a pattern, short enough
 # that a task fixed last quarter drops out of the worst offenders.
@@ -30,6 +32,30 @@ class GateRunQuerySet(models.QuerySet["GateRun"]):
     def that_drained_workers(self) -> GateRunQuerySet:
         """Runs that found workers: evidence that this database's gates have a fleet."""
         return self.exclude(snapshot={})
+
+    def held_clear(self, now: datetime) -> GateRun | None:
+        """The latest run, if it cleared and the workers' lease still holds them drained:
+        a clear verdict closes its run, but until the workers restart (the deploy) or the
+        hold runs out, a deploy called off needs a resume too."""
+        latest = self.defer("report").first()
+        if (
+            latest is not None
+            and not latest.is_open
+            and latest.verdict == Verdict.CLEAR
+            and latest.restored_at is None
+            and latest.lease_until is not None
+            and latest.lease_until > now
+        ):
+            return latest
+        return None
+
+    def to_resume(self, now: datetime) -> list[GateRun]:
+        """What a resume puts back: the open drains, else a clear verdict still held."""
+        runs = list(self.open().defer("report").order_by("started_at", "pk"))
+        if runs:
+            return runs
+        held = self.held_clear(now)
+        return [held] if held is not None else []
 
 
 class GateRun(models.Model):
@@ -96,6 +122,41 @@ class GateRun(models.Model):
         who = f"{self.user or '?'}@{self.host or '?'} (pid {self.pid or '?'})"
         return f"{who}, CI job {self.ci_job}" if self.ci_job else who
 
+    @property
+    def requester(self) -> str:
+        """Who started it: the admin user and address, or the command's user, host and pid."""
+        if self.requested_by:
+            where = f" from {self.requested_from}" if self.requested_from else ""
+            return f"{self.requested_by} (admin{where})"
+        return self.opened_by
+
+    def gate_alive(self) -> bool | None:
+        """Whether its gate process still runs; None when it ran on another host."""
+        if self.host != socket.gethostname() or not self.pid:
+            return None
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True  # it exists, under another user
+        return True
+
+    def describe_open(self) -> str:
+        """An open drain in one sentence: who opened it, when, and whether its gate lives."""
+        text = (
+            f"gate run #{self.pk}, opened {self.started_at:%Y-%m-%d %H:%M:%S %Z} by "
+            f"{self.opened_by}, command {self.command or '?'!r}"
+        )
+        if self.gate_alive() is False:
+            text += f" (process {self.pid} is gone: that gate was killed or crashed)"
+        if self.lease_until and self.lease_until < timezone.now():
+            text += (
+                f"; its lease ran out at {self.lease_until:%H:%M:%S %Z}, so the workers that "
+                "run taskmaster.tasks consume again"
+            )
+        return text
+
 
 class DeployReadiness(GateRun):
     """The admin's readiness page ("can we deploy now?"): a proxy with no rows of its own,
@@ -122,21 +183,22 @@ class DrainedWorker(models.Model):
         return f"{self.hostname} (gate run #{self.run_id})"
 
 
-class BlockerQuerySet(models.QuerySet["Blocker"]):
-    def of_task(self, name: str) -> BlockerQuerySet:
+class RecordedBlockerQuerySet(models.QuerySet["RecordedBlocker"]):
+    def of_task(self, name: str) -> RecordedBlockerQuerySet:
         return self.filter(name=name)
 
-    def that_blocked_a_deploy(self) -> BlockerQuerySet:
+    def that_blocked_a_deploy(self) -> RecordedBlockerQuerySet:
         """Still blocking when its gate run gave up: the deploy did not go ahead."""
         return self.filter(at_verdict=True, run__verdict=Verdict.BLOCKED)
 
-    def most_recent_first(self) -> BlockerQuerySet:
+    def most_recent_first(self) -> RecordedBlockerQuerySet:
         return self.order_by("-run__started_at", "-run__pk", "-last_seen", "-pk")
 
 
-class Blocker(models.Model):
-    """Something that blocked a gate run (kept for the task history): one row per task and
-    worker, whatever states it went through (prefetched, then running)."""
+class RecordedBlocker(models.Model):
+    """A blocker (``gate.rules.Blocker``) as a gate run recorded it, kept for the task
+    history: one row per task and worker, whatever states it went through (prefetched,
+    then running)."""
 
     run = models.ForeignKey(GateRun, on_delete=models.CASCADE, related_name="blockers")
     task_id = models.CharField(max_length=255)  # the hostname for a worker blocker
@@ -153,10 +215,12 @@ class Blocker(models.Model):
     last_seen = models.DateTimeField()
     at_verdict = models.BooleanField(default=False)  # still blocking when the run ended
 
-    objects = BlockerQuerySet.as_manager()
+    objects = RecordedBlockerQuerySet.as_manager()
 
     class Meta:
         ordering = ["run", "first_seen", "pk"]
+        db_table = "taskmaster_blocker"  # its name before the rename: the table stays
+        verbose_name = "blocker"
         constraints = [
             models.UniqueConstraint(
                 fields=["run", "task_id", "worker"], name="taskmaster_blocker_once_per_task"
@@ -173,6 +237,10 @@ class WorkerQuerySet(models.QuerySet["Worker"]):
         when they do not answer."""
         since = (now or timezone.now()) - RECENT_WINDOW
         return self.filter(last_seen__gte=since, absent_since__isnull=True)
+
+    def roster(self) -> dict[str, set[str]]:
+        """Each worker's node name and the queues it was last heard consuming."""
+        return {worker.hostname: set(worker.queues) for worker in self}
 
 
 class Worker(models.Model):
@@ -199,9 +267,9 @@ class Worker(models.Model):
 
 
 def _per_task(
-    blockers: BlockerQuerySet, aggregate: Any, output_field: models.Field[Any, Any]
+    blockers: RecordedBlockerQuerySet, aggregate: Any, output_field: models.Field[Any, Any]
 ) -> Subquery:
-    """One aggregate over the Blocker rows of the outer TaskPolicy.
+    """One aggregate over the RecordedBlocker rows of the outer TaskPolicy.
 
     Blockers are matched by task name, not by a foreign key: the history of a task
     outlives its registration (a renamed or deleted task keeps its blocked deploys).
@@ -237,7 +305,7 @@ class TaskPolicyQuerySet(models.QuerySet["TaskPolicy"]):
         - ``last_blocked_at``: when the latest gate run it blocked started.
         """
         since = (now or timezone.now()) - RECENT_WINDOW
-        blocked = Blocker.objects.that_blocked_a_deploy()
+        blocked = RecordedBlocker.objects.that_blocked_a_deploy()
         runs = Count("run", distinct=True)
         return self.annotate(
             deploys_blocked=Coalesce(_per_task(blocked, runs, models.IntegerField()), Value(0)),
@@ -246,7 +314,7 @@ class TaskPolicyQuerySet(models.QuerySet["TaskPolicy"]):
                 Value(0),
             ),
             longest_runtime_seconds=_per_task(
-                Blocker.objects.all(), Max("runtime_seconds"), models.FloatField()
+                RecordedBlocker.objects.all(), Max("runtime_seconds"), models.FloatField()
             ),
             last_blocked_at=_per_task(blocked, Max("run__started_at"), models.DateTimeField()),
         )

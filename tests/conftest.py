@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.lab import BROKERS, XDIST, Lab
+from tests.support.lab import BROKERS, XDIST, Lab
 
 # In CI every service-backed test is required: a missing service fails, never skips.
 REQUIRE_SERVICES = bool(os.environ.get("CI"))
@@ -37,7 +37,7 @@ def require(kind: str) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def own_vhost() -> None:
-    """Under pytest -n, this process's RabbitMQ vhost (tests/lab.py names it) must exist."""
+    """Under pytest -n, this process's RabbitMQ vhost (tests/support/lab.py names it) must exist."""
     vhost = urlsplit(BROKERS["rabbitmq"]).path.removeprefix("/")
     if not XDIST or not reachable(BROKERS["rabbitmq"]):
         return

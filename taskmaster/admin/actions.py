@@ -1,6 +1,6 @@
 """The readiness page's guarded actions, the work behind the buttons (the views check the
 permissions): whether a gate may start now, and resuming the consumers of a drain with each
-worker's restore verified. The gate itself runs in the background (``background.py``).
+worker's restore verified. The gate itself runs in the background (``launch.py``).
 """
 
 from __future__ import annotations
@@ -10,10 +10,9 @@ import signal
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from taskmaster.background import own_gate, running
-from taskmaster.drains import to_resume
+from taskmaster.admin.launches import own_gate, running
+from taskmaster.drain.recovery import resume_consumers
 from taskmaster.models import GateRun
-from taskmaster.recovery import resume_consumers
 
 logger = logging.getLogger("taskmaster")
 
@@ -22,7 +21,7 @@ STOP_WAIT = 20.0  # seconds Resume waits for a gate it stopped to restore its co
 
 def refusal(now: datetime) -> str | None:
     """Why a gate must not start now, or None."""
-    runs = to_resume(now)
+    runs = GateRun.objects.to_resume(now)
     if runs:
         return (
             f"Gate run #{runs[0].pk} still holds the workers drained: resume its consumers, or "
@@ -51,10 +50,10 @@ class Resumption:
 
 
 def resume(user: str, address: str, *, now: datetime) -> Resumption:
-    """Put back the consumers of every drain ``to_resume`` lists, and say per worker whether
-    the restore was verified. A gate this process runs is stopped instead (SIGTERM): it
-    restores and verifies its own consumers, as on any stop signal."""
-    runs = to_resume(now)
+    """Put back the consumers of every drain ``GateRun.objects.to_resume`` lists, and say per
+    worker whether the restore was verified. A gate this process runs is stopped instead
+    (SIGTERM): it restores and verifies its own consumers, as on any stop signal."""
+    runs = GateRun.objects.to_resume(now)
     result = Resumption()
     for run in runs:
         launch = own_gate(run)

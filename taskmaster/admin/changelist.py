@@ -1,8 +1,5 @@
-"""The admin's change lists: the filters, the default ordering, how values read, and the
-read-only pages.
-
-Kept apart from ``admin.py`` (which says what each page shows) so both stay short.
-"""
+"""What the admin pages share: the change list's filters and default ordering, how dates
+read, and the read-only mixin for the pages only the gate writes."""
 
 from __future__ import annotations
 
@@ -16,8 +13,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import formats, timezone
 
+from taskmaster.gate.registry import Classification
 from taskmaster.models import TaskPolicyQuerySet
-from taskmaster.registry import Classification
 
 
 class ReadOnlyAdmin:
@@ -31,20 +28,6 @@ class ReadOnlyAdmin:
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
-
-
-def human_duration(seconds: float | None) -> str:
-    """``42 s``, ``5 min 3 s``, ``2 h 5 min``: a runtime a person reads at a glance."""
-    if seconds is None:
-        return "-"
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes} min"
-    if minutes:
-        return f"{minutes} min {secs} s"
-    return f"{secs} s" if whole or not seconds else f"{seconds:.1f} s"
 
 
 def when(moment: datetime | None) -> str:

@@ -20,13 +20,14 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
-from taskmaster import actions, background, drains, records
-from taskmaster.changelist import ReadOnlyAdmin
+from taskmaster.admin import actions, launches
+from taskmaster.admin.changelist import ReadOnlyAdmin
 from taskmaster.conf import app_settings
 from taskmaster.exits import ConfigurationError
-from taskmaster.lookout import budget, lookout
+from taskmaster.humanize import plural
 from taskmaster.models import DeployReadiness, GateRun
-from taskmaster.readiness import headline, plural, totals, worker_rows
+from taskmaster.readiness.looks import budget, looks
+from taskmaster.readiness.page import current_drain, drain_state, headline, totals, worker_rows
 
 logger = logging.getLogger("taskmaster")
 
@@ -75,27 +76,31 @@ class DeployReadinessAdmin(ReadOnlyAdmin, ModelAdmin):
     def picture(self, request: HttpRequest) -> dict[str, Any]:
         """What the page shows now: one look at the workers, the drain, the buttons."""
         wait = budget()
-        sight = lookout.sight(budget=wait)
+        seen = looks.latest(budget=wait)
         now = timezone.now()
-        drain = drains.current_drain(now)
-        fleet = records.last_fleet()
-        look = sight.look
+        drain = current_drain(now)
+        fleet = GateRun.objects.that_drained_workers().first()
+        look = seen.look
         open_run = GateRun.objects.open().first()
         latest = GateRun.objects.defer("report", "snapshot").first()
         user = request.user
         return {
             "headline": headline(
-                sight, drain=drain, fleet=fleet[1] if fleet else [], now=time.time(), budget=wait
+                seen,
+                drain=drain,
+                fleet=sorted(fleet.snapshot) if fleet else [],
+                now=time.time(),
+                budget=wait,
             ),
             "look": look,
-            "workers": worker_rows(look, sight.missing, with_args=app_settings.SHOW_TASK_ARGS)
+            "workers": worker_rows(look, seen.missing, with_args=app_settings.SHOW_TASK_ARGS)
             if look is not None
             else [],
             "totals": [plural(n, kind) for kind, n in totals(look.outcome)] if look else [],
             "drain": drain,
-            "drain_detail": records.describe_open(open_run) if open_run else "",
+            "drain_detail": open_run.describe_open() if open_run else "",
             "latest": latest,
-            "launches": background.unrecorded(),
+            "launches": launches.unrecorded(),
             "can_prepare": user.has_perm(PREPARE) and actions.refusal(now) is None,
             "can_resume": user.has_perm(RESUME) and drain is not None,
             "prepare_url": self.url("prepare"),
@@ -159,14 +164,14 @@ class DeployReadinessAdmin(ReadOnlyAdmin, ModelAdmin):
             messages.error(request, refusal)
             return HttpResponseRedirect(self.url("changelist"))
         try:
-            launch = background.launch_gate(request.user.get_username(), address(request))
+            started = launches.launch_gate(request.user.get_username(), address(request))
         except (ConfigurationError, OSError) as exc:
             logger.exception("admin: the gate could not be started")
             messages.error(request, f"The gate could not be started: {exc}")
         else:
             messages.success(
                 request,
-                f"Gate started (pid {launch.pid}): this page follows it. It drains every worker, "
+                f"Gate started (pid {started.pid}): this page follows it. It drains every worker, "
                 "then clears the deploy, or restores the consumers at its deadline.",
             )
         return HttpResponseRedirect(self.url("changelist"))
@@ -178,8 +183,8 @@ class DeployReadinessAdmin(ReadOnlyAdmin, ModelAdmin):
         now = timezone.now()
         if request.method == "GET":
             runs = [
-                (run, drains.drain_state(run, now), background.own_gate(run) is not None)
-                for run in drains.to_resume(now)
+                (run, drain_state(run, now), launches.own_gate(run) is not None)
+                for run in GateRun.objects.to_resume(now)
             ]
             context = self.context(request, "Resume consumers", action="resume", runs=runs)
             return TemplateResponse(request, "admin/taskmaster/readiness_confirm.html", context)

@@ -17,12 +17,12 @@ from django.db.models import Count, Max, Min, Q
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from taskmaster.models import Blocker
+from taskmaster.gate.inspection import state_rank
+from taskmaster.models import RecordedBlocker
 
 BLOCKERS_PER_PAGE = 100
 GROUPS_SHOWN = 50  # task names in the summary; a run rarely has more than a dozen
 REPORT_ITEMS = 20  # blockers (and tasks) the report on the page shows; the download has all
-STATES = ("active", "reserved", "scheduled")
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class BlockerGroup:
 
 def blocker_groups(run_id: int) -> tuple[list[BlockerGroup], int]:
     """Task names worst first (most still blocking at the verdict), and how many more."""
-    blockers = Blocker.objects.filter(run_id=run_id).exclude(name="").order_by()
+    blockers = RecordedBlocker.objects.filter(run_id=run_id).exclude(name="").order_by()
     totals = list(
         blockers.values("name")
         .annotate(
@@ -64,7 +64,10 @@ def blocker_groups(run_id: int) -> tuple[list[BlockerGroup], int]:
             classification=row["classification"],
             count=row["count"],
             states=tuple(
-                (s, n) for s, n in sorted(states.get(row["name"], {}).items(), key=_state_order)
+                (s, n)
+                for s, n in sorted(
+                    states.get(row["name"], {}).items(), key=lambda i: state_rank(i[0])
+                )
             ),
             workers=row["workers"],
             at_verdict=row["at_verdict"],
@@ -75,18 +78,16 @@ def blocker_groups(run_id: int) -> tuple[list[BlockerGroup], int]:
     return groups, len(totals) - len(shown)
 
 
-def _state_order(item: tuple[str, int]) -> int:
-    return STATES.index(item[0]) if item[0] in STATES else len(STATES)
-
-
-def worker_blockers(run_id: int) -> list[Blocker]:
+def worker_blockers(run_id: int) -> list[RecordedBlocker]:
     """Workers that blocked the run themselves (did not answer, two under one name): few."""
-    return list(Blocker.objects.filter(run_id=run_id, name="").order_by("worker"))
+    return list(RecordedBlocker.objects.filter(run_id=run_id, name="").order_by("worker"))
 
 
-def blocker_page(run_id: int, number: str | None) -> Page[Blocker]:
+def blocker_page(run_id: int, number: str | None) -> Page[RecordedBlocker]:
     """One page of the run's blockers, those still blocking at the verdict first."""
-    rows = Blocker.objects.filter(run_id=run_id).order_by("-at_verdict", "name", "first_seen", "pk")
+    rows = RecordedBlocker.objects.filter(run_id=run_id).order_by(
+        "-at_verdict", "name", "first_seen", "pk"
+    )
     return Paginator(rows, BLOCKERS_PER_PAGE).get_page(number)
 
 

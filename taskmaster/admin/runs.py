@@ -18,17 +18,17 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from taskmaster.changelist import ReadOnlyAdmin, human_duration, when
-from taskmaster.drains import requester
-from taskmaster.models import Blocker, GateRun
-from taskmaster.run_page import (
+from taskmaster.admin.changelist import ReadOnlyAdmin, when
+from taskmaster.admin.run_page import (
     blocker_groups,
     blocker_page,
     report_excerpt,
     snapshot_table,
     worker_blockers,
 )
-from taskmaster.scope import Scope
+from taskmaster.gate.scope import Scope
+from taskmaster.humanize import duration, some
+from taskmaster.models import GateRun, RecordedBlocker
 
 if TYPE_CHECKING:
     ModelAdmin = admin.ModelAdmin[GateRun]
@@ -91,7 +91,7 @@ class GateRunAdmin(ReadOnlyAdmin, ModelAdmin):
         # A subquery, not a join: the list stays one row per run. The report (megabytes for
         # a big run) is read on the run's own page only.
         count = (
-            Blocker.objects.filter(run=OuterRef("pk"))
+            RecordedBlocker.objects.filter(run=OuterRef("pk"))
             .order_by()
             .values("run")
             .annotate(n=Count("pk"))
@@ -149,11 +149,11 @@ class GateRunAdmin(ReadOnlyAdmin, ModelAdmin):
 
     @admin.display(description="duration")
     def duration(self, obj: GateRun) -> str:
-        return human_duration(obj.duration_seconds) if obj.finished_at else "still open"
+        return duration(obj.duration_seconds) if obj.finished_at else "still open"
 
     @admin.display(description="started by")
     def started_by(self, obj: GateRun) -> str:
-        return requester(obj)
+        return obj.requester
 
     @admin.display(description="resumed by")
     def resumed(self, obj: GateRun) -> str:
@@ -173,9 +173,7 @@ class GateRunAdmin(ReadOnlyAdmin, ModelAdmin):
         workers = sorted(obj.snapshot or {})
         if not workers:
             return "0"
-        named = ", ".join(workers[:WORKERS_NAMED])
-        rest = len(workers) - WORKERS_NAMED
-        return f"{len(workers)}: {named}" + (f" and {rest} more" if rest > 0 else "")
+        return f"{len(workers)}: {some(workers, WORKERS_NAMED)}"
 
     @admin.display(description="blockers", ordering="blocker_count")
     def blocker_count(self, obj: Any) -> int:

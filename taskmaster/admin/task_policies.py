@@ -17,25 +17,23 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
-from taskmaster.changelist import (
+from taskmaster.admin.changelist import (
     ClassificationFilter,
     DeployHistoryFilter,
     RetiredFilter,
     WorstOffendersFirst,
     day,
-    human_duration,
     when,
 )
+from taskmaster.drain.policy import REGISTRY_FIELDS
+from taskmaster.gate.registry import Classification
+from taskmaster.humanize import duration
 from taskmaster.models import (
     RECENT_WINDOW,
-    Blocker,
     NonInterruptibleTask,
+    RecordedBlocker,
     TaskPolicy,
 )
-from taskmaster.policy import REGISTRY_FIELDS
-from taskmaster.readiness_admin import DeployReadinessAdmin  # noqa: F401  (registers it)
-from taskmaster.registry import Classification
-from taskmaster.run_admin import GateRunAdmin  # noqa: F401  (registers it)
 
 if TYPE_CHECKING:
     ModelAdmin = admin.ModelAdmin[NonInterruptibleTask]
@@ -124,7 +122,7 @@ class NonInterruptibleTaskAdmin(ModelAdmin):
 
     @admin.display(description="time limit", ordering="time_limit")
     def time_limit_display(self, obj: TaskPolicy) -> str:
-        return human_duration(obj.time_limit) if obj.time_limit else "none"
+        return duration(obj.time_limit) if obj.time_limit else "none"
 
     @admin.display(
         description=f"blocked, {RECENT_WINDOW.days} d", ordering="deploys_blocked_recently"
@@ -149,7 +147,7 @@ class NonInterruptibleTaskAdmin(ModelAdmin):
 
     @admin.display(description="longest run seen", ordering="longest_runtime_seconds")
     def longest_runtime(self, obj: Any) -> str:
-        return human_duration(obj.longest_runtime_seconds)
+        return duration(obj.longest_runtime_seconds)
 
     @admin.display(description="last blocked", ordering="last_blocked_at")
     def last_blocked(self, obj: Any) -> str:
@@ -165,7 +163,7 @@ class NonInterruptibleTaskAdmin(ModelAdmin):
     def recent_blockers(self, obj: TaskPolicy) -> SafeString | str:
         # A run's report and snapshot can be megabytes: the table needs neither.
         blockers = (
-            Blocker.objects.of_task(obj.name)
+            RecordedBlocker.objects.of_task(obj.name)
             .select_related("run")
             .defer("run__report", "run__snapshot")
             .most_recent_first()
@@ -186,7 +184,7 @@ class NonInterruptibleTaskAdmin(ModelAdmin):
                     b.task_id,
                     b.worker,
                     b.states or b.state,
-                    human_duration(b.runtime_seconds),
+                    duration(b.runtime_seconds),
                     when(b.first_seen),
                     when(b.last_seen),
                 )

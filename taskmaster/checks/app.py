@@ -1,9 +1,10 @@
-"""System checks: wrong settings (``taskmaster.E00x``) and blocking tasks (``taskmaster.W001``).
+"""System checks of the Celery app and its tasks: it imports (``taskmaster.E001``, ``E006``),
+and no task blocks deploys unnoticed (``W001``, ``E010``, ``W002``).
 
 ``./manage.py check --fail-level WARNING`` in CI fails when a new blocking task is merged;
 ``ACCEPTED_BLOCKING_TASKS`` accepts a known offender so the check stays useful. With the
 database (``check --database default``), W001 says which tasks did block deploys, and names
-those first. Broker settings that trap tasks are ``traps.py``'s (W003, W004).
+those first. Broker settings that trap tasks are ``broker.py``'s (W003 to W005).
 """
 
 from __future__ import annotations
@@ -11,95 +12,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from celery import Celery
 from django.apps import AppConfig
-from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 from django.db import router
 from django.db.models import Count, Max
 
-from taskmaster.conf import DEFAULTS, app_settings, is_seconds
-from taskmaster.models import Blocker
-from taskmaster.registry import Classification, Registry, RegistryNotReady, build_registry
-
-SECONDS = ("TIMEOUT", "INTERVAL", "HOLD", "SHORT_TASK_LIMIT", "REPLY_TIMEOUT")
-SWITCHES = ("SHOW_TASK_ARGS", "BLOCKING_TASKS_ARE_ERRORS")
-
-
-@register("taskmaster")
-def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any) -> list[Error]:
-    user = getattr(settings, "TASKMASTER", None)
-    if user is None:
-        return []
-    if not isinstance(user, dict):
-        return [
-            Error(
-                f"TASKMASTER must be a dict, not a {type(user).__name__}.",
-                hint='For example TASKMASTER = {"TIMEOUT": 900}.',
-                id="taskmaster.E008",
-            )
-        ]
-    errors = [
-        Error(
-            f"TASKMASTER[{key!r}] is not a Taskmaster setting.",
-            hint=f"Known settings: {', '.join(sorted(DEFAULTS))}.",
-            id="taskmaster.E002",
-        )
-        for key in sorted(set(user) - set(DEFAULTS))
-    ]
-    bad_seconds = [key for key in SECONDS if not is_seconds(user.get(key, DEFAULTS[key]))]
-    errors += [
-        Error(
-            f"TASKMASTER[{key!r}] must be a number of seconds above 0, not {user.get(key)!r}.",
-            id="taskmaster.E003",
-        )
-        for key in bad_seconds
-    ]
-    # Only comparable once both are numbers; an unrelated mistake must not hide this one.
-    if not {"INTERVAL", "TIMEOUT"} & set(bad_seconds) and (
-        app_settings.INTERVAL > app_settings.TIMEOUT
-    ):
-        errors.append(
-            Error(
-                "TASKMASTER['INTERVAL'] is longer than TASKMASTER['TIMEOUT']: the gate would "
-                "poll once.",
-                id="taskmaster.E004",
-            )
-        )
-    accepted = user.get("ACCEPTED_BLOCKING_TASKS", [])
-    if not isinstance(accepted, (list, tuple, set, frozenset)) or not all(
-        isinstance(n, str) for n in accepted
-    ):
-        errors.append(
-            Error(
-                "TASKMASTER['ACCEPTED_BLOCKING_TASKS'] must be a list of task names.",
-                id="taskmaster.E005",
-            )
-        )
-    # bool("False") is True: a switch read from an environment variable would flip silently.
-    errors += [
-        Error(
-            f"TASKMASTER[{key!r}] must be True or False, not {user[key]!r}.",
-            id="taskmaster.E007",
-        )
-        for key in SWITCHES
-        if key in user and not isinstance(user[key], bool)
-    ]
-    management = user.get("RABBITMQ_MANAGEMENT_URL")
-    if management is not None and not (
-        isinstance(management, str) and urlsplit(management).scheme in ("http", "https")
-    ):
-        errors.append(
-            Error(
-                "TASKMASTER['RABBITMQ_MANAGEMENT_URL'] must be the http:// or https:// URL of "
-                "RabbitMQ's management API, or None.",
-                hint="For example 'http://user:password@rabbitmq:15672'.",
-                id="taskmaster.E009",
-            )
-        )
-    return errors
+from taskmaster.checks.settings import check_settings
+from taskmaster.conf import app_settings
+from taskmaster.gate.registry import Classification, Registry, RegistryNotReady, build_registry
+from taskmaster.models import RecordedBlocker
 
 
 def app_and_registry() -> tuple[Any, Registry | None, list[CheckMessage]]:
@@ -131,12 +54,12 @@ def blocked_deploys(
     """Per task name: the deploys it blocked and when the last one started; None when the
     check may not read the database (Django passes ``databases`` for ``check --database``
     and ``migrate``) or cannot (not migrated yet)."""
-    database = router.db_for_read(Blocker)
+    database = router.db_for_read(RecordedBlocker)
     if not databases or database not in databases:
         return None
     try:
         rows = (
-            Blocker.objects.using(database)
+            RecordedBlocker.objects.using(database)
             .that_blocked_a_deploy()
             .filter(name__in=names)
             .order_by()

@@ -1,4 +1,4 @@
-"""System checks for broker settings that trap tasks (``taskmaster.W003`` to ``W005``).
+"""System checks of broker settings that trap tasks (``taskmaster.W003`` to ``W005``).
 
 - W003: an ``acks_late`` task whose hard time limit is longer than the broker's visibility
   timeout (Redis, SQS): the broker delivers its message again while it still runs, to another
@@ -17,13 +17,14 @@ from typing import Any
 from django.apps import AppConfig
 from django.core.checks import CheckMessage, Warning, register
 
-from taskmaster.broker import redelivery
-from taskmaster.checks import app_and_registry, check_settings
-from taskmaster.registry import Registry
+from taskmaster.checks.app import app_and_registry
+from taskmaster.checks.settings import check_settings
+from taskmaster.cluster.broker import redelivery
+from taskmaster.gate.registry import Registry
 
 
 @register("taskmaster")
-def check_broker_traps(
+def check_broker_settings(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
     """Settings that make a gate wait for nothing or a task run twice (W003 to W005)."""

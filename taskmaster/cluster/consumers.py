@@ -25,54 +25,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from contextlib import suppress
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from taskmaster.cluster.rabbitmq import Listing, ManagementAPI, ManagementError
 from taskmaster.conf import app_settings
-from taskmaster.rabbitmq_api import Listing, ManagementAPI, ManagementError
-from taskmaster.replies import is_control_queue
+from taskmaster.gate.inspection import BrokerCount, LiveWorker, UnnamedConsumer, is_control_queue
 from taskmaster.tasks import worker_of
 
 NOT_FOUND, LOCKED = 404, 405  # AMQP reply codes of a passive declare
-
-
-@dataclass(frozen=True)
-class Sighting:
-    """A worker, by its node name, that the broker shows alive."""
-
-    worker: str
-    evidence: str  # what the broker shows, for a person
-    # The task queues it consumes, when the broker lists them (the management API); None
-    # when the broker only shows that the worker is there.
-    queues: frozenset[str] | None = None
-    listens: bool = True  # it listens to remote control (its control queue or topic)
-
-
-@dataclass(frozen=True)
-class Stranger:
-    """A connection that consumes task queues with no node name the broker can give."""
-
-    peer: str
-    queues: frozenset[str]
-
-
-@dataclass(frozen=True)
-class BrokerCount:
-    """What the broker says about consumers, whoever answers remote control."""
-
-    method: str  # how it was counted; "" when the broker keeps no count
-    consumers: dict[str, int] = field(default_factory=dict)  # queue -> consumers (RabbitMQ)
-    listeners: int | None = None  # connections subscribed to remote control (Redis)
-    alive: dict[str, Sighting] = field(default_factory=dict)
-    strangers: tuple[Stranger, ...] = ()
-    # Workers asked about that the broker says are gone (RabbitMQ: no control queue). Redis
-    # cannot tell: a worker on kombu < 5.6 names no connection.
-    absent: frozenset[str] = frozenset()
-    note: str = ""  # why there is no count, or which part of it failed
-
-    @property
-    def available(self) -> bool:
-        return bool(self.method)
 
 
 class ConsumerCounter(Protocol):
@@ -135,20 +95,20 @@ class RabbitMQCounter:
                 else:  # refused (a permission): said, not taken for "nobody"
                     note = "; ".join(filter(None, [note, f"cannot count {queue} ({code})"]))
             if listing is not None:
-                alive, strangers = self._named(listing, self._names)
+                alive, unnamed = self._named(listing, self._names)
                 absent = frozenset(set(asked) - set(alive))
             else:
-                alive, strangers = {}, ()
+                alive, unnamed = {}, ()
                 # A control queue is exclusive: a passive declare is refused while its
                 # worker's connection lives, and finds nothing once it has closed.
                 answers = {w: declares.code(w + self.suffix) for w in sorted(set(asked))}
                 for worker, code in answers.items():
                     if code == LOCKED:
-                        alive[worker] = Sighting(worker, "its control queue is held open")
+                        alive[worker] = LiveWorker(worker, "its control queue is held open")
                 absent = frozenset(w for w, code in answers.items() if code == NOT_FOUND)
         finally:
             declares.close()
-        return BrokerCount(method, consumers, None, alive, strangers, absent, note)
+        return BrokerCount(method, consumers, None, alive, unnamed, absent, note)
 
     def _listing(self, management: ManagementAPI) -> Listing:
         """The management API's listing; one that failed is not asked again for a minute, so
@@ -175,10 +135,10 @@ class RabbitMQCounter:
 
     def _named(
         self, listing: Listing, names: Callable[[], dict[str, str]]
-    ) -> tuple[dict[str, Sighting], tuple[Stranger, ...]]:
+    ) -> tuple[dict[str, LiveWorker], tuple[UnnamedConsumer, ...]]:
         """Name each consuming connection by its worker's control queue, else by the name
         ``taskmaster.tasks`` gave it (asked only when some connection has no control queue);
-        what has neither is a stranger."""
+        what has neither is a consumer."""
         owner: dict[str, str] = {}  # connection -> node name
         peers: dict[str, str] = {}
         consumed: dict[str, set[str]] = {}  # connection -> task queues
@@ -196,25 +156,25 @@ class RabbitMQCounter:
         connections: dict[str, list[str]] = {}  # a worker may hold several
         for connection, worker in owner.items():
             connections.setdefault(worker, []).append(connection)
-        alive: dict[str, Sighting] = {}
+        alive: dict[str, LiveWorker] = {}
         for worker, held in sorted(connections.items()):
             queues = set().union(*(consumed.get(c, set()) for c in held))
             seen_from = ", ".join(sorted({peers[c] for c in held if c in peers}))
             how = "its control queue is held open" if worker in listens else "remote control off"
-            alive[worker] = Sighting(
+            alive[worker] = LiveWorker(
                 worker,
                 f"{how}; connected from {seen_from}" if seen_from else how,
                 frozenset(queues),
                 listens=worker in listens,
             )
         for worker in sorted(listens - set(alive)):  # its consumers not listed yet
-            alive[worker] = Sighting(worker, "its control queue is held open")
-        strangers = tuple(
-            Stranger(peers[connection], frozenset(queues))
+            alive[worker] = LiveWorker(worker, "its control queue is held open")
+        unnamed = tuple(
+            UnnamedConsumer(peers[connection], frozenset(queues))
             for connection, queues in sorted(consumed.items())
             if connection not in owner
         )
-        return alive, strangers
+        return alive, unnamed
 
 
 class _PassiveDeclares:
@@ -287,7 +247,7 @@ class RedisCounter:
             evidence = f"{len(clients)} connection(s) named by its worker, from {seen_from}"
             if not listens:
                 evidence += ", none of them listening to remote control"
-            alive[worker] = Sighting(worker, evidence, listens=listens)
+            alive[worker] = LiveWorker(worker, evidence, listens=listens)
         return BrokerCount(
             "PUBLISH and CLIENT LIST",
             listeners=listeners,

@@ -15,10 +15,11 @@ from typing import Any
 
 from kombu.exceptions import OperationalError
 
-from taskmaster.broker import broker_label, transport_errors
-from taskmaster.consumers import BrokerCount, ConsumerCounter, NoCount, broker_counter
+from taskmaster.cluster.broker import broker_label, transport_errors
+from taskmaster.cluster.consumers import ConsumerCounter, NoCount, broker_counter
+from taskmaster.cluster.replies import inspection_from_replies
 from taskmaster.exits import BrokerUnavailable
-from taskmaster.replies import Inspection, Queues, inspection_from_replies, task_queues
+from taskmaster.gate.inspection import BrokerCount, Inspection, Queues, task_queues
 
 # The declaration keys of a queue (kombu's Queue.as_dict) that add_consumer passes on to
 # Queue.from_dict on the worker; without them RabbitMQ refuses a re-declaration.

@@ -13,8 +13,8 @@ import time
 from collections import Counter
 from typing import Any
 
-from taskmaster.cluster import Cluster, Discovery
-from taskmaster.replies import task_queues
+from taskmaster.cluster.control import Cluster, Discovery
+from taskmaster.gate.inspection import task_queues
 
 QUIET = 0.1  # seconds without a new reply after which the first answers count as settled
 

@@ -8,58 +8,16 @@ the client made, scheduled the values); the gate reads one shape, ``TaskSeen``.
 from __future__ import annotations
 
 import reprlib
-from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from taskmaster.gate.inspection import Inspection, TaskSeen
 
 _args_repr = reprlib.Repr()
 _args_repr.maxstring = 40
 _args_repr.maxother = 40
 _args_repr.maxlevel = 2
 ARGUMENTS_LIMIT = 80  # characters of args and of kwargs each, when the settings show them
-
-
-Queues = dict[str, list[dict[str, Any]]]  # hostname -> queue declarations (active_queues)
-
-
-def queue_names(declarations: Iterable[dict[str, Any]]) -> set[str]:
-    return {q["name"] for q in declarations}
-
-
-def is_control_queue(name: str) -> bool:
-    """A worker's remote-control (``*.pidbox``, replies too) or event (``celeryev.*``) queue:
-    never drained, never a task queue."""
-    return name.endswith(".pidbox") or name.startswith("celeryev.")
-
-
-def task_queues(declarations: Any) -> list[dict[str, Any]]:
-    return [q for q in declarations or [] if not is_control_queue(q["name"])]
-
-
-@dataclass(frozen=True)
-class TaskSeen:
-    """One task as a worker reports it: running, prefetched, or held for its ETA."""
-
-    id: str
-    name: str
-    worker: str
-    state: str  # "active" | "reserved" | "scheduled"
-    acknowledged: bool
-    time_start: float | None  # wall-clock seconds, for active tasks
-    eta: datetime | None  # for scheduled tasks
-    args: str  # a bounded repr of args and kwargs, shown only when the settings ask
-
-
-@dataclass(frozen=True)
-class Inspection:
-    """What the known workers said about their tasks in one poll."""
-
-    answered: frozenset[str]
-    tasks: tuple[TaskSeen, ...]
-
-    def merged(self, other: Inspection) -> Inspection:
-        return Inspection(self.answered | other.answered, self.tasks + other.tasks)
 
 
 def inspection_from_replies(

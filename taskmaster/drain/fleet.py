@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from taskmaster import records
-from taskmaster.cluster import Cluster
-from taskmaster.consumers import BrokerCount
-from taskmaster.gate import Gate
-from taskmaster.registry import Registry
-from taskmaster.replies import is_control_queue, queue_names
-from taskmaster.silent import Silence, silent_blockers
+from taskmaster.cluster.control import Cluster
+from taskmaster.drain import records
+from taskmaster.gate.inspection import BrokerCount, is_control_queue, queue_names
+from taskmaster.gate.registry import Registry
+from taskmaster.gate.rules import Gate
+from taskmaster.gate.silent import Silence, silent_blockers
+from taskmaster.humanize import some
 
 
 def app_queues(app: Any, registry: Registry) -> set[str]:
@@ -132,9 +132,7 @@ class Fleet:
         if count.listeners is not None:
             said.append(f"{count.listeners:,} connection(s) listen to remote control")
         if self.silent:
-            shown = ", ".join(self.silent[:5])
-            more = f" and {len(self.silent) - 5} more" if len(self.silent) > 5 else ""
-            said.append(f"silent: {shown}{more}")
+            said.append(f"silent: {some(self.silent)}")
         text = "; ".join(said) + f" ({count.method})"
         return f"{text}; {count.note}" if count.note else text
 

@@ -14,8 +14,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from taskmaster.gate.registry import Registry, TaskInfo
 from taskmaster.models import TaskPolicy
-from taskmaster.registry import Registry, TaskInfo
 
 # What the registry decides about a task; everything else on a row is history or notes.
 REGISTRY_FIELDS = (

@@ -1,4 +1,6 @@
-"""Writes a gate run to the database: claims, snapshot, lease, blockers, verdict.
+"""Writes a gate run to the database: claims, snapshot, lease, blockers, verdict, roster.
+
+Reads are the models' (``GateRun.objects.open()``, ``Worker.objects.known()``).
 
 Every write happens *before* the step it protects (claims and snapshot before the first
 cancel), so a gate killed at any point leaves what a restore needs. Blockers are written in
@@ -11,48 +13,35 @@ import getpass
 import os
 import socket
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 
-from taskmaster import gate
-from taskmaster.exits import DrainOpen
-from taskmaster.models import Blocker, DrainedWorker, GateRun, Worker
-from taskmaster.outcome import Outcome
-from taskmaster.replies import Queues, queue_names
+from taskmaster.exits import ConfigurationError, DrainOpen, GateFailed
+from taskmaster.gate.inspection import Queues, queue_names
+from taskmaster.gate.outcome import Outcome
+from taskmaster.gate.rules import Blocker, Verdict
+from taskmaster.models import DrainedWorker, GateRun, RecordedBlocker, Worker
 
 BATCH = 1000  # rows per bulk statement
 SEEN_AGAIN = timedelta(hours=1)  # a worker's "last seen" is rewritten at most this often
 
 
-def describe_open(run: GateRun) -> str:
-    text = (
-        f"gate run #{run.pk}, opened {run.started_at:%Y-%m-%d %H:%M:%S %Z} by "
-        f"{run.opened_by}, command {run.command or '?'!r}"
-    )
-    if gate_alive(run) is False:
-        text += f" (process {run.pid} is gone: that gate was killed or crashed)"
-    if run.lease_until and run.lease_until < datetime.now(timezone.utc):
-        text += (
-            f"; its lease ran out at {run.lease_until:%H:%M:%S %Z}, so the workers that run "
-            "taskmaster.tasks consume again"
-        )
-    return text
-
-
-def gate_alive(run: GateRun) -> bool | None:
-    """Whether the gate process of ``run`` still runs; None when it ran on another host."""
-    if run.host != socket.gethostname() or not run.pid:
-        return None
+@contextmanager
+def database_errors(*, touched: bool) -> Iterator[None]:
+    """A database that fails: a configuration error before any worker was touched (exit 2),
+    a failed gate after (exit 6, consumers restored first)."""
     try:
-        os.kill(run.pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, under another user
-    return True
+        yield
+    except DatabaseError as exc:
+        if touched:
+            raise GateFailed(f"the database failed: {exc}") from exc
+        raise ConfigurationError(
+            f"cannot use the database: {exc}. Has ./manage.py migrate run? Nothing was touched."
+        ) from None
 
 
 def ci_job() -> str:
@@ -66,17 +55,6 @@ def ci_job() -> str:
         if env.get(key):
             return env[key]
     return env.get("CI_JOB_ID", "")
-
-
-def last_fleet() -> tuple[GateRun, list[str]] | None:
-    """The latest run that drained workers, and which: the fleet this database knows."""
-    run = GateRun.objects.that_drained_workers().first()
-    return (run, sorted(run.snapshot)) if run else None
-
-
-def known_workers() -> dict[str, set[str]]:
-    """The roster: workers heard lately and not found gone, with their last known queues."""
-    return {w.hostname: set(w.queues) for w in Worker.objects.known()}
 
 
 def remember_workers(queues: Queues) -> None:
@@ -150,7 +128,7 @@ def open_run(
         if claim is None:  # released between our insert and this read: a real race, say so
             raise
         raise DrainOpen(
-            f"another drain is open on {claim.hostname}: {describe_open(claim.run)}. If that "
+            f"another drain is open on {claim.hostname}: {claim.run.describe_open()}. If that "
             "gate is gone, recover with: ./manage.py resume_consumers"
         ) from None
 
@@ -179,27 +157,27 @@ class BlockerLog:
     """The blockers of one run, kept in memory and written to the database in bulk.
 
     Each poll writes only what changed: the new blockers (bulk inserts), those whose state
-    changed, and those that went away (their last sighting is final). Blockers still there
+    changed, and those that went away (their last live is final). Blockers still there
     are written once more at the verdict. A poll with thousands of held tasks that did not
     change costs no query at all, and the verdict a few.
     """
 
     def __init__(self, run: GateRun) -> None:
         self.run = run
-        self.rows: dict[tuple[str, str], Blocker] = {}
+        self.rows: dict[tuple[str, str], RecordedBlocker] = {}
         self.present: set[tuple[str, str]] = set()  # seen at the last poll
         self.last_at: datetime | None = None  # when that poll was
 
-    def record(self, blockers: Iterable[gate.Blocker], *, at: datetime) -> None:
-        new: list[Blocker] = []
-        changed: list[Blocker] = []
+    def record(self, blockers: Iterable[Blocker], *, at: datetime) -> None:
+        new: list[RecordedBlocker] = []
+        changed: list[RecordedBlocker] = []
         present: set[tuple[str, str]] = set()
         for b in blockers:
             key = (b.id, b.worker)
             present.add(key)
             row = self.rows.get(key)
             if row is None:
-                row = self.rows[key] = Blocker(
+                row = self.rows[key] = RecordedBlocker(
                     run=self.run,
                     task_id=b.id,
                     name=b.name,
@@ -225,14 +203,14 @@ class BlockerLog:
         gone = [self.rows[key] for key in self.present - present]
         if new or changed or gone:
             with transaction.atomic():
-                Blocker.objects.bulk_create(new, batch_size=BATCH)
+                RecordedBlocker.objects.bulk_create(new, batch_size=BATCH)
                 self._changed(changed)
                 if self.last_at is not None:
                     self._last_seen(gone, self.last_at)
         self.present, self.last_at = present, at
 
-    def close(self, final: Iterable[gate.Blocker]) -> None:
-        """At the verdict: the last sighting of those still there, and which still block."""
+    def close(self, final: Iterable[Blocker]) -> None:
+        """At the verdict: the last live of those still there, and which still block."""
         if self.last_at is None:
             return
         still = {(b.id, b.worker) for b in final}
@@ -241,10 +219,10 @@ class BlockerLog:
             blocking = [self.rows[key].pk for key in still & set(self.rows)]
             for start in range(0, len(blocking), BATCH):
                 chunk = blocking[start : start + BATCH]
-                Blocker.objects.filter(pk__in=chunk).update(at_verdict=True)
+                RecordedBlocker.objects.filter(pk__in=chunk).update(at_verdict=True)
 
     @staticmethod
-    def _changed(rows: list[Blocker]) -> None:
+    def _changed(rows: list[RecordedBlocker]) -> None:
         """Rows that changed state change together (a backlog's ETA tasks all fall due):
         one statement per new value, not a CASE over thousands of rows."""
         groups: dict[tuple[str, str, str], list[int]] = {}
@@ -252,18 +230,18 @@ class BlockerLog:
             groups.setdefault((row.state, row.states, row.reason), []).append(row.pk)
         for (state, states, reason), pks in groups.items():
             for start in range(0, len(pks), BATCH):
-                Blocker.objects.filter(pk__in=pks[start : start + BATCH]).update(
+                RecordedBlocker.objects.filter(pk__in=pks[start : start + BATCH]).update(
                     state=state, states=states, reason=reason
                 )
 
     @staticmethod
-    def _last_seen(rows: list[Blocker], at: datetime) -> None:
+    def _last_seen(rows: list[RecordedBlocker], at: datetime) -> None:
         """One statement per thousand rows; runtimes (running tasks only, a few) row by row."""
         pks = [row.pk for row in rows]
         for start in range(0, len(pks), BATCH):
-            Blocker.objects.filter(pk__in=pks[start : start + BATCH]).update(last_seen=at)
+            RecordedBlocker.objects.filter(pk__in=pks[start : start + BATCH]).update(last_seen=at)
         running = [row for row in rows if row.runtime_seconds is not None]
-        Blocker.objects.bulk_update(running, ["runtime_seconds"], batch_size=BATCH)
+        RecordedBlocker.objects.bulk_update(running, ["runtime_seconds"], batch_size=BATCH)
 
 
 def close_run(run: GateRun, outcome: Outcome) -> None:
@@ -302,7 +280,7 @@ def mark_restored(
             run.is_open = False
             run.lease_until = None
             if not run.verdict:  # the gate was killed before its verdict
-                run.verdict = str(gate.Verdict.INTERRUPTED)
+                run.verdict = str(Verdict.INTERRUPTED)
                 run.finished_at = now
         run.save()
         if not run.is_open:

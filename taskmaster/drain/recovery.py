@@ -11,15 +11,16 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from taskmaster import records
-from taskmaster.broker import broker_label
-from taskmaster.cluster import Cluster
-from taskmaster.conf import app_settings
+from taskmaster.checks.settings import settings_usable
+from taskmaster.cluster.broker import broker_label
+from taskmaster.cluster.control import Cluster
+from taskmaster.conf import app_settings, load_app
+from taskmaster.drain import records
+from taskmaster.drain.records import database_errors
+from taskmaster.drain.restore import restore_consumers
 from taskmaster.exits import ConfigurationError, ExitCode, GateError
-from taskmaster.gate import Verdict
-from taskmaster.loading import check_settings_usable, database_errors, load_app
+from taskmaster.gate.rules import Verdict
 from taskmaster.models import GateRun
-from taskmaster.restore import restore
 
 logger = logging.getLogger("taskmaster")
 
@@ -47,7 +48,7 @@ def resume_consumers(
     ``requested``: who asked from the admin, and from which address (kept on each run).
     """
     try:
-        check_settings_usable()
+        settings_usable()
         app = load_app()
         cluster = Cluster(app, reply_timeout=float(app_settings.REPLY_TIMEOUT))
         broker = broker_label(app)
@@ -107,7 +108,7 @@ def _resume_one(
             f"broker is {broker}: run resume_consumers where the workers' broker is "
             "configured. Nothing was restored."
         )
-    if run.is_open and records.gate_alive(run):
+    if run.is_open and run.gate_alive():
         say(
             f"gate run #{run.pk} is still running (pid {run.pid}): stop it with SIGINT or "
             "SIGTERM and it restores the consumers itself"
@@ -127,7 +128,7 @@ def _resume_one(
         f"{run.started_at:%Y-%m-%d %H:%M:%S %Z} by {run.opened_by}): {workers or 'no workers'}"
     )
     gone = set(run.report.get("gone", []))  # shut down cleanly during the gate
-    problems = restore(
+    problems = restore_consumers(
         cluster, run.snapshot, run=run.pk, skip=gone, missing_ok=ignore_missing, note=say
     )
     with database_errors(touched=True):

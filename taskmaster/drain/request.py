@@ -6,8 +6,7 @@ from dataclasses import dataclass, field, replace
 
 from taskmaster.conf import app_settings, is_seconds
 from taskmaster.exits import ConfigurationError
-from taskmaster.loading import check_settings_usable
-from taskmaster.scope import Scope
+from taskmaster.gate.scope import Scope
 
 
 @dataclass(frozen=True)
@@ -25,8 +24,8 @@ class GateRequest:
     fail_fast: bool = False  # give up at once on a blocker that cannot end in time
 
     def resolved(self) -> GateRequest:
-        """The request with the settings' defaults filled in, checked (ConfigurationError)."""
-        check_settings_usable()
+        """The request with the settings' defaults filled in, checked (ConfigurationError);
+        the settings themselves are the entry point's to check (``settings_usable``)."""
         given = {"timeout": self.timeout, "interval": self.interval, "hold": self.hold}
         for name, value in given.items():
             if value is not None and not is_seconds(value):

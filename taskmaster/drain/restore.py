@@ -7,13 +7,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from taskmaster.cluster import Cluster
-from taskmaster.replies import Queues, queue_names
+from taskmaster.cluster.control import Cluster
+from taskmaster.gate.inspection import Queues, queue_names
 
 RESTORE_ATTEMPTS = 5
 
 
-def restore(
+def restore_consumers(
     cluster: Cluster,
     snapshot: Queues,
     *,

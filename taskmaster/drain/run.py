@@ -1,10 +1,11 @@
 """Runs one gate: drain, poll and watch, verdict, then hold the drain or restore it.
 
-This is where the gate (which decides), the cluster (which asks Celery) and the records
-(which remember) meet. It prints nothing: it tells an observer (``report.py``) what it
-sees, and an observer that fails is logged and dropped, so output never stands between a
-drain and its restore. A stop request (a signal, set by the command) is honoured between
-steps, so a restore is never cut in half.
+This is where the rules (which decide), the cluster (which asks Celery and the broker) and
+the records (which remember) meet. It prints nothing: it tells an observer (``output/``)
+what it sees, and an observer that fails is logged and dropped, so output never stands
+between a drain and its restore. A stop request (a signal, set by the command) is honoured
+between steps, so a restore is never cut in half. The end of a run (hold the drain on a
+clear verdict, restore it otherwise, record the verdict) comes last in the class.
 """
 
 from __future__ import annotations
@@ -13,25 +14,28 @@ import logging
 import signal
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol
 
-from taskmaster import records
-from taskmaster.cluster import Cluster, Discovery
-from taskmaster.discovery import Discovering
-from taskmaster.ending import Ending, utc
-from taskmaster.events import EventWatch
-from taskmaster.exits import BrokerUnavailable, GateFailed
-from taskmaster.fleet import Fleet
-from taskmaster.forecast import Foresight
-from taskmaster.gate import Blocker, Decision, Gate, Verdict
+from django.db import DatabaseError
+
+from taskmaster.cluster.control import Cluster, Discovery
+from taskmaster.cluster.discovery import Discovering
+from taskmaster.cluster.events import EventWatch
+from taskmaster.drain import records
+from taskmaster.drain.fleet import Fleet
+from taskmaster.drain.restore import restore_consumers
+from taskmaster.drain.stop import StopRequest
+from taskmaster.drain.watch import Watch
+from taskmaster.exits import BrokerUnavailable, GateError, GateFailed
+from taskmaster.gate.forecast import Forecast
+from taskmaster.gate.inspection import Inspection, queue_names
+from taskmaster.gate.outcome import Outcome, TaskReport, task_reports, worker_reports
+from taskmaster.gate.rules import Blocker, Decision, Gate, Verdict
 from taskmaster.models import GateRun
-from taskmaster.outcome import Outcome, TaskReport, task_reports
-from taskmaster.replies import Inspection, queue_names
-from taskmaster.stopping import StopRequest
-from taskmaster.watch import Watch
 
 if TYPE_CHECKING:
-    from taskmaster.request import GateRequest
+    from taskmaster.drain.request import GateRequest
 
 logger = logging.getLogger("taskmaster")
 
@@ -51,7 +55,9 @@ class Observer(Protocol):
     def polled(self, gate: Gate, decision: Decision, now: float) -> None: ...
 
 
-class Drain(Ending):
+class Drain:
+    """One gate run, from its first poll to its verdict and the end of its drain."""
+
     def __init__(
         self,
         cluster: Cluster,
@@ -86,7 +92,7 @@ class Drain(Ending):
         self.said_of_broker = ""  # its last summary, said again only when it changes
         self.hold = request.seconds("hold")
         self.redelivery = redelivery or {}
-        self.foresight = Foresight(gate, fail_fast=request.fail_fast, redelivery=self.redelivery)
+        self.forecast = Forecast(gate, fail_fast=request.fail_fast, redelivery=self.redelivery)
         self.events = events
         self.clock = clock
         self.sleep = sleep
@@ -201,10 +207,10 @@ class Drain(Ending):
             inspection, consuming, now=now, poll_seconds=self.poll_seconds, silent=silent
         )
         self.tasks = task_reports(inspection.tasks, self.gate.registry, decision.blockers, now=now)
-        for text in self.foresight.redelivered_twice(inspection.tasks, now=now):
+        for text in self.forecast.redelivered_twice(inspection.tasks, now=now):
             self.note(text)
         if decision.verdict is None:
-            notes, give_up = self.foresight.look(decision.blockers, now=now)
+            notes, give_up = self.forecast.look(decision.blockers, now=now)
             for text in notes:
                 self.note(text)
             if give_up:
@@ -344,6 +350,106 @@ class Drain(Ending):
         while not self.stop.signum and (left := end - self.clock()) > 0:
             self.sleep(min(0.1, left))
 
+    # -- the end: hold the drain (clear) or restore it, then record the verdict ------------
+
+    def finish(self, verdict: Verdict, blockers: tuple[Blocker, ...]) -> Outcome:
+        outcome = self.outcome(verdict, blockers)
+        if verdict == Verdict.CLEAR:
+            outcome.hold_until = self.hold_drain()
+        else:
+            if verdict == Verdict.BLOCKED:
+                self.note(f"deadline passed with {len(blockers):,} blocker(s): restoring consumers")
+            outcome.restore_problems = self.restore()
+        return self.close(outcome)
+
+    def fail(self, failure: GateError, last: Decision) -> Outcome:
+        self.note(f"{failure}; restoring consumers")
+        outcome = self.outcome(Verdict.ERROR, last.blockers)
+        outcome.failure = failure
+        outcome.restore_problems = self.restore()
+        return self.close(outcome)
+
+    def outcome(self, verdict: Verdict, blockers: tuple[Blocker, ...]) -> Outcome:
+        return Outcome(
+            verdict=verdict,
+            started_at=self.run.started_at,
+            timeout=self.gate.timeout,
+            interval=self.gate.interval,
+            hold=self.hold,
+            broker=self.run.broker,
+            run_id=self.run.pk,
+            blockers=blockers,
+            tasks=self.tasks,
+            scope=self.gate.scope.as_json(),
+            out_of_scope=sorted(self.gate.out_of_scope),
+            expected_clear_at=utc(expected) if (expected := self.forecast.expected) else None,
+            redelivery=self.redelivery,
+            gone=sorted(self.gate.gone),
+            broker_count=self.fleet.as_json(),
+            signum=self.stop.signum,
+            notes=self.notes,
+        )
+
+    def close(self, outcome: Outcome) -> Outcome:
+        """Record the verdict; a database that fails now undoes a clear (never unrecorded)."""
+        outcome.workers = worker_reports(self.gate)
+        outcome.finished_at = datetime.now(timezone.utc)
+        try:
+            self.blockers.close(outcome.blockers)
+            records.close_run(self.run, outcome)
+        except DatabaseError as exc:
+            logger.exception("gate run #%s: cannot record the verdict", self.run.pk)
+            if outcome.restore_problems is None:
+                outcome.restore_problems = self.restore()
+            outcome.failure = GateFailed(
+                f"the database failed while recording the verdict ({exc}); consumers restored. "
+                "The run stays open there: run ./manage.py resume_consumers once it is back"
+            )
+            outcome.verdict = Verdict.ERROR
+        logger.info(
+            "gate run #%s: %s (exit %s), %d worker(s), %d blocker(s)",
+            self.run.pk,
+            outcome.verdict,
+            outcome.exit_code,
+            len(outcome.workers),
+            len(outcome.blockers),
+        )
+        return outcome
+
+    def hold_drain(self) -> datetime | None:
+        """After a clear: the workers stay drained for the hold time, then consume again."""
+        holders = self.gate.leased.intersection(self.gate.workers)
+        if not holders:
+            return None
+        held = self.cluster.lease(
+            holders, run=self.run.pk, seconds=self.hold, gate=self.run.opened_by
+        )
+        for worker in sorted(holders - held):
+            self.note(
+                f"{worker} did not confirm the hold: it consumes again when its lease runs out"
+            )
+        until = utc(self.clock() + self.hold)
+        logger.info("gate run #%s: clear; drain held until %s", self.run.pk, until.isoformat())
+        return until
+
+    def restore(self) -> list[str]:
+        try:
+            problems = restore_consumers(
+                self.cluster,
+                self.gate.snapshot,
+                run=self.run.pk,
+                skip=self.gate.gone,
+                sleep=self.sleep,
+                note=self.note,
+            )
+        except BrokerUnavailable as exc:
+            problems = [f"{exc}; every recorded worker may still be drained: {_who(self.gate)}"]
+        if problems:
+            logger.warning("gate run #%s: restore incomplete: %s", self.run.pk, "; ".join(problems))
+        else:
+            logger.info("gate run #%s: consumers restored on %s", self.run.pk, _who(self.gate))
+        return problems
+
     # -- telling the observer ----------------------------------------------------------
 
     def note(self, text: str) -> None:
@@ -359,3 +465,11 @@ class Drain(Ending):
         except Exception:  # output is never worth a drained fleet: go on without it
             logger.exception("gate run #%s: the report failed; going on without it", self.run.pk)
             self.observer = None
+
+
+def _who(gate: Gate) -> str:
+    return ", ".join(sorted(gate.snapshot)) or "none"
+
+
+def utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, timezone.utc)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from taskmaster.cluster import Cluster
-from taskmaster.gate import Blocker
+from taskmaster.cluster.control import Cluster
+from taskmaster.gate.rules import Blocker
 
 ASK_AT_ONCE = 50  # task ids per question: a few answer whether any is still held
 

@@ -14,15 +14,15 @@ than the time left is more likely than not to be running still at the deadline.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timezone
 from typing import Any
 
-from taskmaster.gate import Blocker, Gate
-from taskmaster.registry import Registry
-from taskmaster.replies import TaskSeen
+from taskmaster.gate.inspection import TaskSeen
+from taskmaster.gate.registry import Registry, time_limit
+from taskmaster.gate.rules import Blocker, Gate
+from taskmaster.humanize import clock
 
 
-class Foresight:
+class Forecast:
     """What a gate says ahead of time, each once: by when it expects to clear, that its
     deadline comes first, a blocker it gives up on (--fail-fast), and ETA tasks that a
     broker with a visibility timeout (Redis) will deliver twice."""
@@ -40,11 +40,11 @@ class Foresight:
         gate, notes = self.gate, []
         expected = expected_clear(blockers, gate.registry, now=now)
         if expected is not None and (self.expected is None or abs(expected - self.expected) > 1):
-            text = f"clear expected by {_clock(expected)}, in {expected - now:.0f} s"
+            text = f"clear expected by {clock(expected)}, in {expected - now:.0f} s"
             if expected > gate.deadline:
                 needed = expected - gate.started_at
                 text += (
-                    f", after the deadline ({_clock(gate.deadline)}): unless the tasks end "
+                    f", after the deadline ({clock(gate.deadline)}): unless the tasks end "
                     f"sooner, this gate ends blocked (--timeout {needed:.0f} would be long enough)"
                 )
             notes.append(text)
@@ -90,7 +90,7 @@ def expected_clear(blockers: Iterable[Blocker], registry: Registry, *, now: floa
     busy_until: dict[str, float] = {}  # per worker: when its running or due tasks end
     waiting: dict[str, float] = {}  # per worker: the time limits of its prefetched tasks
     for b in blockers:
-        limit = _limit(b, registry)
+        limit = time_limit(registry, b.name)
         if limit is None or not b.name:
             return None  # a silent worker, a task with no hard time limit: no bound
         if b.state == "active":
@@ -117,15 +117,6 @@ def hopeless(
         b
         for b in blockers
         if b.state == "active"
-        and _limit(b, registry) is None
+        and time_limit(registry, b.name) is None
         and (b.runtime_seconds or 0.0) >= left
     ]
-
-
-def _limit(blocker: Blocker, registry: Registry) -> float | None:
-    info = registry.get(blocker.name)
-    return info.time_limit if info is not None else None
-
-
-def _clock(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%H:%M:%SZ")

@@ -1,7 +1,8 @@
 """How a gate ended: the data every renderer reads (plain lines, live view, JSON, CI files).
 
 One shape for every exit, errors and dry runs included, so ``--json`` prints the same keys
-whatever happened (DESIGN.md's command contract: keys may be added, never change meaning).
+whatever happened (the command contract, docs/usage.md: keys may be added, never change
+meaning).
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from taskmaster.exits import ExitCode, GateError, signal_exit
-from taskmaster.gate import Blocker, Gate, Verdict, classification_of
-from taskmaster.registry import Registry
-from taskmaster.replies import TaskSeen, queue_names
+from taskmaster.gate.inspection import TaskSeen, queue_names
+from taskmaster.gate.registry import Registry
+from taskmaster.gate.rules import Blocker, Gate, Verdict, classification_of
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,12 @@ class Outcome:
             failure=failure,
         )
 
+    @classmethod
+    def of(cls, gate: Gate, verdict: Verdict, *, hold: float, broker: str, **given: Any) -> Outcome:
+        """How ``gate`` ended, with its times; ``given``: the other fields."""
+        started_at = datetime.fromtimestamp(gate.started_at, timezone.utc)
+        return cls(verdict, started_at, gate.timeout, gate.interval, hold, broker, **given)
+
     @property
     def exit_code(self) -> int:
         if self.restore_problems:
@@ -117,7 +124,7 @@ class Outcome:
         return None if self.restore_problems is None else not self.restore_problems
 
     def as_json(self, *, with_args: bool = False) -> dict[str, Any]:
-        """The report of DESIGN.md's command contract, on every exit."""
+        """The report of the command contract (docs/usage.md), on every exit."""
         return {
             "verdict": str(self.verdict),
             "exit_code": int(self.exit_code),

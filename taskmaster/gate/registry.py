@@ -13,6 +13,9 @@ from typing import Any, cast
 
 from django.db.models import TextChoices
 
+from taskmaster.conf import app_settings
+from taskmaster.exits import ConfigurationError
+
 
 class Classification(TextChoices):
     """What stopping a worker does to a task; the one definition (models use it too)."""
@@ -88,6 +91,22 @@ def build_registry(app: Any, *, short_limit: float) -> Registry:
         for name, task in sorted(tasks.items())
         if not name.startswith("celery.")
     }
+
+
+def load_registry(app: Any) -> Registry:
+    """The registry of the configured app, or a configuration error that says why not."""
+    try:
+        return build_registry(app, short_limit=float(app_settings.SHORT_TASK_LIMIT))
+    except Exception as exc:  # a task module that fails to import: the user's code, say so
+        raise ConfigurationError(
+            f"cannot load the tasks of the Celery app {app_settings.CELERY_APP!r}: {exc!r}"
+        ) from None
+
+
+def time_limit(registry: Registry, name: str) -> float | None:
+    """The hard time limit of a task, if the registry knows the task and it has one."""
+    info = registry.get(name)
+    return info.time_limit if info is not None else None
 
 
 def task_info(app: Any, task: Any, *, short_limit: float) -> TaskInfo:

@@ -12,9 +12,9 @@ from typing import Any
 
 from django.db.models import TextChoices
 
-from taskmaster.registry import Classification, Registry
-from taskmaster.replies import Inspection, Queues, TaskSeen, queue_names
-from taskmaster.scope import Scope
+from taskmaster.gate.inspection import Inspection, Queues, TaskSeen, queue_names
+from taskmaster.gate.registry import Classification, Registry
+from taskmaster.gate.scope import Scope
 
 
 class Verdict(TextChoices):
@@ -65,7 +65,8 @@ class Blocker:
 def task_blocker(
     task: TaskSeen, registry: Registry, *, now: float, deadline: float
 ) -> Blocker | None:
-    """Apply DESIGN.md's table to one task; ``None`` if it is safe to interrupt."""
+    """Apply the table of docs/gate.md ("What blocks a deploy") to one task; ``None`` if it
+    is safe to interrupt."""
     info = registry.get(task.name)
     classification = info.classification if info else Classification.UNKNOWN
     late_ack = info is not None and info.acks_late

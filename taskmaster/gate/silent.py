@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from taskmaster.consumers import BrokerCount
-from taskmaster.gate import Blocker, worker_blocker
-from taskmaster.scope import Scope
+from taskmaster.gate.inspection import BrokerCount
+from taskmaster.gate.rules import Blocker, worker_blocker
+from taskmaster.gate.scope import Scope
 
 SILENT = "silent"
 WHY = "(a busy solo or gevent pool, or remote control off); it may be running anything"
@@ -52,22 +52,22 @@ def silent_blockers(
     # silent worker in scope is a blocker whatever it consumes, so its last known queues
     # may stand for it; one out of scope only where the broker lists its consumers.
     named: dict[str, set[str]] = {w: set(q) for w, q in heard.items()}
-    for worker, sighting in sorted(unheard.items()):
+    for worker, live in sorted(unheard.items()):
         if worker in drained or worker in elsewhere:
             continue
-        queues = sighting.queues if sighting.queues is not None else known.get(worker)
+        queues = live.queues if live.queues is not None else known.get(worker)
         if scope.admits(worker, queues):
-            reason = f"alive at the broker ({sighting.evidence}) but answers nothing {WHY}"
+            reason = f"alive at the broker ({live.evidence}) but answers nothing {WHY}"
             blockers.append(worker_blocker(worker, SILENT, reason))
             named[worker] = set(queues or ())
         else:
             outside.append(worker)
-            named[worker] = set(sighting.queues or ())
+            named[worker] = set(live.queues or ())
     # Without a name, scope cannot be told: on a selective drain it counts as in scope.
     by_name = UNSURE if scope.workers else ""
     for queue in sorted(relevant & set(count.consumers)):
         accounted = sum(1 for queues in named.values() if queue in queues)
-        accounted += sum(1 for s in count.strangers if queue in s.queues)
+        accounted += sum(1 for s in count.unnamed if queue in s.queues)
         if (left := count.consumers[queue] - accounted) > 0:
             blockers.append(
                 worker_blocker(
@@ -77,13 +77,13 @@ def silent_blockers(
                     f"for {WHY}{by_name}",
                 )
             )
-    for stranger in count.strangers:
-        if stranger.queues & relevant:
+    for consumer in count.unnamed:
+        if consumer.queues & relevant:
             blockers.append(
                 worker_blocker(
-                    f"unnamed worker at {stranger.peer}",
+                    f"unnamed worker at {consumer.peer}",
                     SILENT,
-                    f"consumes {', '.join(sorted(stranger.queues))} at the broker but names no "
+                    f"consumes {', '.join(sorted(consumer.queues))} at the broker but names no "
                     f"node and answers nothing {WHY}{by_name}",
                 )
             )

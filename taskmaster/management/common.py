@@ -15,8 +15,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from taskmaster.stopping import StopRequest
-from taskmaster.streams import SafeStream, safe
+from taskmaster.drain.stop import StopRequest
+from taskmaster.output.streams import SafeStream, safe
 
 # The signals that stop a gate and restore its workers: a terminal closed or an SSH session
 # dropped (SIGHUP), Ctrl-C (SIGINT), a supervisor or a CI runner cancelling (SIGTERM).

@@ -15,8 +15,11 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from taskmaster.outcome import Outcome
-from taskmaster.report import RESTORE_FAILED, next_steps, seconds, worst_first
+from taskmaster.exits import ExitCode
+from taskmaster.gate.outcome import Outcome
+from taskmaster.humanize import duration, some
+from taskmaster.output.blockers import blocker_table, worst_first
+from taskmaster.output.plain import RESTORE_FAILED, next_steps
 
 SUMMARY_ROWS = 25  # task groups in the summary table: far below GitHub's 1 MiB per step
 ANNOTATIONS = 10  # GitHub shows ten per step; the rest are rolled into the last one
@@ -63,32 +66,27 @@ def summary_markdown(outcome: Outcome) -> str:
     lines = [f"### {icon} Deploy gate: {outcome.verdict}{kind} — exit {outcome.exit_code}{run}", ""]
     if outcome.failure is not None:
         lines += [f"**Error:** {_cell(str(outcome.failure))}", ""]
-    drained = ", ".join(f"`{w.hostname}`" for w in outcome.workers[:20]) or "none"
-    more = f" and {len(outcome.workers) - 20} more" if len(outcome.workers) > 20 else ""
-    lines += [f"**Workers drained ({len(outcome.workers)}):** {drained}{more}", ""]
+    drained = some([f"`{w.hostname}`" for w in outcome.workers], 20) or "none"
+    lines += [f"**Workers drained ({len(outcome.workers)}):** {drained}", ""]
     if outcome.broker_count:
         lines += [f"**Broker:** {_cell(outcome.broker_count['summary'])}", ""]
     if outcome.out_of_scope:
         lines += [f"**Out of scope:** {len(outcome.out_of_scope)} worker(s)", ""]
-    workers, groups = worst_first(outcome.blockers)
     if outcome.blockers:
+        rows, rest = blocker_table(outcome.blockers, rows=SUMMARY_ROWS)
         lines += ["| task | blockers | states | oldest | why |", "|---|---:|---|---|---|"]
-        for b in workers:
-            lines.append(f"| `{b.worker}` | 1 | {b.state} | - | {_cell(b.reason)} |")
-        for g in groups[: max(0, SUMMARY_ROWS - len(workers))]:
-            states = ", ".join(f"{n:,} {s}" for s, n in g.states)
-            lines.append(
-                f"| `{g.name}` | {g.count:,} | {states} | {seconds(g.oldest)} | {_cell(g.reason)} |"
-            )
-        rest = groups[max(0, SUMMARY_ROWS - len(workers)) :]
-        if rest:
-            count = sum(g.count for g in rest)
-            lines.append(f"| … {len(rest)} more task names | {count:,} | | | see the JSON report |")
+        lines += [
+            f"| `{row.subject}` | {row.count:,} | {row.states_text} | {duration(row.oldest)} | "
+            f"{_cell(row.reason)} |"
+            for row in rows
+        ]
+        if rest is not None:
+            lines.append(f"| {rest.line()} | {rest.blockers:,} | | | see the JSON report |")
         lines.append("")
     if outcome.restore_problems:
         lines += [f"- not restored: {_cell(p)}" for p in outcome.restore_problems]
         lines += ["", RESTORE_FAILED]
-    elif outcome.failure is None or outcome.exit_code == 6:
+    elif outcome.failure is None or outcome.exit_code == ExitCode.GATE_FAILED:
         lines += [step.replace("tasks above", "tasks in the table") for step in next_steps(outcome)]
     return "\n".join(lines) + "\n\n"
 
@@ -97,18 +95,13 @@ def annotation_lines(outcome: Outcome) -> list[str]:
     """``::error::`` lines for the worst blockers (GitHub shows them on the run's page)."""
     if outcome.failure is not None and not outcome.blockers:
         return [f"::error title=Deploy gate::{_escape(str(outcome.failure))}"]
-    workers, groups = worst_first(outcome.blockers)
     level = "warning" if outcome.exit_code == 0 or outcome.dry_run else "error"
-    items = [f"{b.worker} ({b.state}): {b.reason}" for b in workers]
-    for g in groups:
-        states = ", ".join(f"{n:,} {state}" for state, n in g.states)
-        items.append(f"{g.name}: {g.count:,} blocker(s) ({states}): {g.reason}")
-    if len(items) > ANNOTATIONS:
-        rest = len(items) - (ANNOTATIONS - 1)
-        items = [
-            *items[: ANNOTATIONS - 1],
-            f"… and {rest} more blocking task names: see the report",
-        ]
+    # Ten lines: the last one counts the rest when there are more.
+    fit = len(worst_first(outcome.blockers)) <= ANNOTATIONS
+    rows, rest = blocker_table(outcome.blockers, rows=ANNOTATIONS if fit else ANNOTATIONS - 1)
+    items = [row.line() for row in rows]
+    if rest is not None:
+        items.append(f"{rest.line()}: see the report")
     return [f"::{level} title=Deploy gate blocker::{_escape(item)}" for item in items]
 
 

@@ -16,16 +16,18 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from taskmaster.gate import Blocker, Decision, Gate
-from taskmaster.outcome import Outcome
-from taskmaster.report import SCREENFUL, seconds, verdict_lines, worst_first
-from taskmaster.streams import safe
+from taskmaster.gate.outcome import Outcome
+from taskmaster.gate.rules import Blocker, Decision, Gate
+from taskmaster.humanize import duration
+from taskmaster.output.blockers import SCREENFUL, blocker_table
+from taskmaster.output.plain import verdict_lines
+from taskmaster.output.streams import SafeStream, safe
 
 
-class LiveReport:
+class LiveView:
     """A rich live view for a person at a terminal, and a verdict panel at the end."""
 
-    def __init__(self, stream: IO[str], *, with_args: bool = False) -> None:
+    def __init__(self, stream: IO[str] | SafeStream, *, with_args: bool = False) -> None:
         # The raw stream, not Django's OutputWrapper: it adds a newline to every write, which
         # leaves a line of each redraw in the scrollback.
         self.console = Console(file=safe(stream), force_terminal=True)  # type: ignore[arg-type]
@@ -60,23 +62,19 @@ class LiveReport:
             parts.append(self.blockers(decision.blockers))
         else:
             parts.append(Text("no blockers"))
-        parts.append(Text.from_markup(f"time left: [bold]{seconds(gate.deadline - now)}[/]"))
+        parts.append(Text.from_markup(f"time left: [bold]{duration(gate.deadline - now)}[/]"))
         return Group(*parts)
 
     def blockers(self, blockers: tuple[Blocker, ...]) -> Table:
         table = Table(title="Blockers, worst first", expand=True, title_justify="left")
         for column in ("task", "count", "states", "oldest", "why"):
             table.add_column(column)
-        workers, groups = worst_first(blockers)
-        for b in workers:
-            table.add_row(b.worker, "1", b.state, "-", b.reason)
-        shown = groups[: max(0, SCREENFUL - len(workers))]
-        for g in shown:
-            states = ", ".join(f"{n:,} {s}" for s, n in g.states)
-            table.add_row(g.name, f"{g.count:,}", states, seconds(g.oldest), g.reason)
-        if len(groups) > len(shown):
-            rest = groups[len(shown) :]
-            table.add_row(f"… and {len(rest)} more", f"{sum(g.count for g in rest):,}", "", "", "")
+        rows, rest = blocker_table(blockers)
+        for row in rows:
+            count = f"{row.count:,}"
+            table.add_row(row.subject, count, row.states_text, duration(row.oldest), row.reason)
+        if rest is not None:
+            table.add_row(rest.line(), f"{rest.blockers:,}", "", "", "")
         return table
 
     def finish(self, outcome: Outcome) -> None:

@@ -17,20 +17,19 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from django.db import connections
 
 from taskmaster.api import prepare_deploy
-from taskmaster.conf import app_settings
+from taskmaster.conf import app_settings, load_app
+from taskmaster.drain.request import GateRequest
+from taskmaster.drain.stop import StopRequest
 from taskmaster.exits import GateError, GateFailed
-from taskmaster.gate import Decision, Gate, Verdict
-from taskmaster.loading import load_app, load_registry
-from taskmaster.outcome import Outcome
-from taskmaster.registry import Registry
-from taskmaster.request import GateRequest
-from taskmaster.stopping import StopRequest
+from taskmaster.gate.outcome import Outcome
+from taskmaster.gate.registry import load_registry
+from taskmaster.gate.rules import Decision, Gate, Verdict
+from taskmaster.readiness.page import Latest, Look
 
 logger = logging.getLogger("taskmaster")
 
@@ -42,25 +41,6 @@ def budget() -> float:
     """How long a request waits for a look: the discovery broadcast (one reply timeout),
     a second one when nobody answered the first, and a second for the rest."""
     return 2 * float(app_settings.REPLY_TIMEOUT) + 1.0
-
-
-@dataclass(frozen=True)
-class Look:
-    """One dry run, with the registry that classified it (for the forecast)."""
-
-    outcome: Outcome
-    asked_at: float  # wall-clock seconds
-    answered_at: float
-    registry: Registry = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Sight:
-    """What a request gets: the latest look, and a newer one that is overdue, if any."""
-
-    look: Look | None  # None: no look has ended yet
-    overdue_since: float | None  # wall-clock start of a look still running past the budget
-    missing: dict[str, float]  # workers seen lately that the latest look did not hear
 
 
 class _Unheard:
@@ -92,7 +72,7 @@ def dry_run() -> Look:
     return Look(outcome, asked, time.time(), registry)
 
 
-class Lookout:
+class Looks:
     """One look under way at a time; every request reads the latest."""
 
     def __init__(self, look: Callable[[], Look] = dry_run, *, fresh: float = FRESH) -> None:
@@ -104,7 +84,7 @@ class Lookout:
         self._pending: tuple[threading.Event, float, float] | None = None  # event, mono, wall
         self._seen: dict[str, float] = {}  # hostname -> when a look last heard it
 
-    def sight(self, *, budget: float) -> Sight:
+    def latest(self, *, budget: float) -> Latest:
         """The latest look, after waiting for one under way until ``budget`` after it began."""
         with self._lock:
             if self._last is None or time.monotonic() - self._last_done >= self._fresh:
@@ -116,7 +96,7 @@ class Lookout:
         with self._lock:
             # Still pending after the wait: it has run its whole budget, it is overdue.
             overdue = self._pending[2] if self._pending is not None else None
-            return Sight(self._last, overdue, self._missing())
+            return Latest(self._last, overdue, self._missing())
 
     def forget(self) -> None:
         """Drop what earlier looks saw, and a look under way (tests: a new broker)."""
@@ -129,7 +109,7 @@ class Lookout:
         event = threading.Event()
         self._pending = (event, time.monotonic(), time.time())
         threading.Thread(
-            target=self._run, args=(self._pending,), name="taskmaster-lookout", daemon=True
+            target=self._run, args=(self._pending,), name="taskmaster-look", daemon=True
         ).start()
 
     def _run(self, pending: tuple[threading.Event, float, float]) -> None:
@@ -167,4 +147,4 @@ def _failed(exc: Exception) -> Look:
     return Look(outcome, now, now)
 
 
-lookout = Lookout()  # the process's one lookout, shared by every request
+looks = Looks()  # the process's one, shared by every request

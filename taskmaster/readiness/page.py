@@ -1,38 +1,44 @@
 """The readiness page's picture: "can we deploy now?", from a look and the open drain.
 
-Pure logic over what the lookout saw (a dry run's outcome) and what the database says of
-drains (``DrainState``), so the rules read, and are tested, without a broker. The words are
-the command's: a task is interruptible, short or blocking; a blocker is what a stop would
-lose; a drain is open until its consumers are back.
+Pure logic over what a look saw (a dry run's outcome, ``looks.py``) and what the database
+says of drains (``DrainState``), so the rules read, and are tested, without a broker. The
+words are the command's: a task is interruptible, short or blocking; a blocker is what a
+stop would lose; a drain is open until its consumers are back.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
-from django.utils import timezone as django_timezone
-
-from taskmaster.changelist import human_duration
-from taskmaster.forecast import expected_clear
-from taskmaster.lookout import Look, Sight
-from taskmaster.outcome import Outcome, TaskReport
+from taskmaster.gate.forecast import expected_clear
+from taskmaster.gate.inspection import state_rank
+from taskmaster.gate.outcome import Outcome, TaskReport
+from taskmaster.gate.registry import Registry, time_limit
+from taskmaster.humanize import clock, duration, plural
+from taskmaster.models import GateRun
 
 SHOWN_PER_WORKER = 10  # task rows per worker; the rest are counted (a backlog is thousands)
-STATE_ORDER = {"active": 0, "reserved": 1, "scheduled": 2}
 
 
-def clock(moment: datetime | float) -> str:
-    """A moment as the page shows it: the time of day in the current time zone."""
-    if not isinstance(moment, datetime):
-        moment = datetime.fromtimestamp(moment, timezone.utc)
-    local = django_timezone.localtime(moment)
-    return f"{local:%H:%M:%S} {local.tzname()}"
+@dataclass(frozen=True)
+class Look:
+    """One dry run, with the registry that classified it (for the forecast)."""
+
+    outcome: Outcome
+    asked_at: float  # wall-clock seconds
+    answered_at: float
+    registry: Registry = field(default_factory=dict)
 
 
-def plural(count: int, word: str) -> str:
-    return f"{count:,} {word}{'' if count == 1 else 's'}"
+@dataclass(frozen=True)
+class Latest:
+    """What a request gets: the latest look, and a newer one that is overdue, if any."""
+
+    look: Look | None  # None: no look has ended yet
+    overdue_since: float | None  # wall-clock start of a look still running past the budget
+    missing: dict[str, float]  # workers seen lately that the latest look did not hear
 
 
 @dataclass(frozen=True)
@@ -69,7 +75,7 @@ class TaskRow:
 
     @property
     def running_for(self) -> str:
-        return human_duration(self.runtime_seconds)
+        return duration(self.runtime_seconds)
 
     @property
     def ends_by_clock(self) -> str:
@@ -92,13 +98,39 @@ class WorkerRow:
         return self.status == "answering" and not self.queues
 
 
+def drain_state(run: GateRun, now: datetime) -> DrainState:
+    workers = tuple(sorted(run.snapshot or {}))
+    by = run.requester
+    if not run.is_open:
+        since = run.finished_at or run.started_at
+        return DrainState(run.pk, "held", since, by, until=run.lease_until, workers=workers)
+    if run.verdict:
+        shown = "; ".join(run.restore_problems[:2]) or "its restore did not finish"
+        problem = f"some consumers could not be restored ({shown})"
+        return DrainState(run.pk, "stuck", run.started_at, by, problem=problem, workers=workers)
+    if run.gate_alive() is False:
+        problem = f"its gate (pid {run.pid}) is gone, killed before it restored the consumers"
+        return DrainState(run.pk, "stuck", run.started_at, by, problem=problem, workers=workers)
+    deadline = run.started_at + timedelta(seconds=run.timeout)
+    left = (deadline - now).total_seconds()
+    return DrainState(
+        run.pk, "running", run.started_at, by, left=left, until=run.lease_until, workers=workers
+    )
+
+
+def current_drain(now: datetime) -> DrainState | None:
+    """The drain the page's headline speaks of: the oldest open one, else a held clear."""
+    runs = GateRun.objects.to_resume(now)
+    return drain_state(runs[0], now) if runs else None
+
+
 def headline(
-    sight: Sight, *, drain: DrainState | None, fleet: list[str], now: float, budget: float
+    latest: Latest, *, drain: DrainState | None, fleet: list[str], now: float, budget: float
 ) -> Headline:
     """The one sentence at the top of the page (see docs/admin.md for each case)."""
-    look = sight.look
-    if sight.overdue_since is not None:
-        waited = now - sight.overdue_since
+    look = latest.look
+    if latest.overdue_since is not None:
+        waited = now - latest.overdue_since
         said = (
             f" The last look, at {clock(look.answered_at)}, said: {_seen(look, fleet).title}."
             if look is not None
@@ -181,15 +213,11 @@ def _wait(look: Look) -> str:
             f"Expected to clear by {clock(end)}, in {max(0.0, end - now):.0f} s at most, as "
             "the tasks' hard time limits say."
         )
+    blockers = look.outcome.blockers
     unbounded = sorted(
-        {b.name or b.worker for b in look.outcome.blockers if _limit(look, b.name) is None}
+        {b.name or b.worker for b in blockers if time_limit(look.registry, b.name) is None}
     )
     return f"No hard time limit bounds {', '.join(unbounded[:3])}: the wait cannot be told."
-
-
-def _limit(look: Look, name: str) -> float | None:
-    info = look.registry.get(name)
-    return info.time_limit if info is not None else None
 
 
 def worker_rows(look: Look, missing: dict[str, float], *, with_args: bool) -> list[WorkerRow]:
@@ -231,11 +259,11 @@ _KINDS = ["blocking", "unknown", "short", "interruptible"]
 
 
 def _worst_first(task: TaskReport) -> tuple[bool, int, float]:
-    return (not task.blocks, STATE_ORDER.get(task.state, 9), -(task.runtime_seconds or 0.0))
+    return (not task.blocks, state_rank(task.state), -(task.runtime_seconds or 0.0))
 
 
 def _row(task: TaskReport, look: Look, args: dict[tuple[str, str], str]) -> TaskRow:
-    limit = _limit(look, task.name)
+    limit = time_limit(look.registry, task.name)
     ends_by = None
     if task.state == "active" and task.runtime_seconds is not None and limit is not None:
         ends_by = look.outcome.finished_at.timestamp() - task.runtime_seconds + limit

@@ -10,8 +10,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from taskmaster.models import Blocker, GateRun, TaskPolicy
-from tests.factories import blocker
+from taskmaster.models import GateRun, RecordedBlocker, TaskPolicy
+from tests.support.factories import blocker
 
 pytestmark = pytest.mark.django_db
 
@@ -213,7 +213,7 @@ def test_a_tasks_page_shows_its_recent_blockers(
     for task_id in ("report-0", "report-1", "report-2"):
         assert task_id in page
     assert "export-0" not in page  # another task's blockers
-    run = Blocker.objects.get(task_id="report-0").run
+    run = RecordedBlocker.objects.get(task_id="report-0").run
     assert reverse("admin:taskmaster_gaterun_change", args=[run.pk]) in page
     assert "w1@host" in page  # the blockers' worker
     assert "1 min 30 s" in page  # runtime 90 s

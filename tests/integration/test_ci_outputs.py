@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from taskmaster.models import GateRun
-from tests.lab import Lab, Result, finish, valid_report, wait_for
+from tests.support.lab import Lab, Result, finish, valid_report, wait_for
 
 FAST = ("--interval", "1")
 

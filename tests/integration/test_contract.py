@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from taskmaster.models import GateRun
-from tests.lab import ROOT, Lab, Result, finish, wait_for
+from tests.support.lab import ROOT, Lab, Result, finish, wait_for
 
 FAST = ("--interval", "1")
 
@@ -212,7 +212,7 @@ def test_bad_settings_are_exit_2_with_one_sentence(
 ) -> None:
     result = lab.manage(
         command,
-        settings="tests.contract_settings",
+        settings="tests.support.contract_settings",
         env={"TEST_TASKMASTER": json.dumps(taskmaster)},
     )
 
@@ -225,7 +225,7 @@ def test_a_celery_app_that_cannot_be_imported_is_exit_2(lab: Lab) -> None:
     result = lab.manage(
         "prepare_deploy",
         "--json",
-        settings="tests.contract_settings",
+        settings="tests.support.contract_settings",
         env={"TEST_TASKMASTER": json.dumps({"CELERY_APP": "nowhere.celery.app"})},
     )
 
@@ -325,7 +325,7 @@ def test_an_unexpected_error_restores_first_logs_the_traceback_and_exits_6(lab: 
     node, before = busy_worker(lab)
 
     proc = subprocess.run(
-        [sys.executable, "-m", "tests.faulty_manage", "prepare_deploy", *FAST, "--json"],
+        [sys.executable, "-m", "tests.support.faulty_manage", "prepare_deploy", *FAST, "--json"],
         cwd=ROOT,
         env=lab.env,
         capture_output=True,

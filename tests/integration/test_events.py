@@ -8,7 +8,7 @@ import time
 import pytest
 from celery import Celery
 
-from taskmaster.events import EventWatch
+from taskmaster.cluster.events import EventWatch
 
 
 def test_a_broker_that_is_away_is_logged_once_not_retried_in_silence(

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from taskmaster.models import GateRun
-from tests.lab import Lab, Result, finish, wait_for
-from tests.proxy import Proxy
+from tests.support.lab import Lab, Result, finish, wait_for
+from tests.support.proxy import Proxy
 
 FAST = ("--interval", "1")
 
@@ -126,8 +126,8 @@ def test_broker_away_past_the_deadline_exits_5_and_resume_restores(lab: Lab) -> 
 
 
 def test_queues_with_arguments_come_back_declared_the_same(lab: Lab) -> None:
-    w1 = lab.start_worker("w1", queues=[], settings="tests.fault_settings")
-    w2 = lab.start_worker("w2", queues=[], settings="tests.fault_settings")
+    w1 = lab.start_worker("w1", queues=[], settings="tests.support.fault_settings")
+    w2 = lab.start_worker("w2", queues=[], settings="tests.support.fault_settings")
     before = {w.name: declarations(lab, w.name) for w in (w1, w2)}
     assert f"{w1.name}.dq2" in before[w1.name]
     assert any(name.startswith("bcast.") for name in before[w1.name])
@@ -145,7 +145,7 @@ def test_queues_with_arguments_come_back_declared_the_same(lab: Lab) -> None:
 
 
 def test_resume_declares_queues_a_restarted_worker_does_not_know(lab: Lab) -> None:
-    w1 = lab.start_worker("w1", queues=[], settings="tests.fault_settings")
+    w1 = lab.start_worker("w1", queues=[], settings="tests.support.fault_settings")
     before = declarations(lab, w1.name)
     lab.send("generate_report", 60)
     lab.wait_active(w1.name)

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from taskmaster.models import Blocker, GateRun
+from taskmaster.models import GateRun, RecordedBlocker
 from tests.conftest import ALL_BROKERS
-from tests.lab import Lab, finish, wait_for
+from tests.support.lab import Lab, finish, wait_for
 
 FAST = ("--interval", "1")
 
@@ -66,7 +66,7 @@ def test_running_early_ack_task_blocks_and_every_queue_is_restored(lab: Lab) -> 
     run = GateRun.objects.get()
     assert (run.verdict, run.is_open) == ("blocked", False)
     assert run.restored_at is not None
-    assert Blocker.objects.get(run=run, at_verdict=True).task_id == task_id
+    assert RecordedBlocker.objects.get(run=run, at_verdict=True).task_id == task_id
 
 
 def test_only_acks_late_tasks_running_clears(lab: Lab) -> None:

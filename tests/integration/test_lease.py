@@ -11,7 +11,7 @@ import time
 
 from taskmaster.models import GateRun
 from tests.conftest import ALL_BROKERS
-from tests.lab import Lab, wait_for
+from tests.support.lab import Lab, wait_for
 
 FAST = ("--interval", "1")
 
@@ -106,7 +106,9 @@ def test_a_blocked_verdict_releases_the_lease(lab: Lab) -> None:
 
 def test_a_worker_without_taskmaster_tasks_is_drained_without_a_lease(lab: Lab) -> None:
     modern = lab.start_worker("w1")
-    old = lab.start_worker("w2", queues=[f"{lab.queue}-old"], settings="tests.old_worker_settings")
+    old = lab.start_worker(
+        "w2", queues=[f"{lab.queue}-old"], settings="tests.support.old_worker_settings"
+    )
     before = lab.active_queues()
     lab.send("generate_report", 60)
     lab.wait_active(modern.name)
@@ -137,7 +139,7 @@ def test_the_hold_runs_out_on_every_broker(lab: Lab) -> None:
 
 
 def test_a_plain_celery_app_without_django_holds_the_lease(lab: Lab) -> None:
-    worker = lab.start_worker("plain", app="tests.plain_app", django=False)
+    worker = lab.start_worker("plain", app="tests.support.plain_app", django=False)
 
     result = lab.manage("prepare_deploy", *FAST, "--timeout", "10", "--hold", "3", "--json")
 

@@ -15,10 +15,10 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from taskmaster import background
+from taskmaster.admin import launches
 from taskmaster.models import GateRun
-from tests.lab import Lab, wait_for
-from tests.web import PASSWORD, PERMISSIONS, site_on, staff
+from tests.support.lab import Lab, wait_for
+from tests.support.web import PASSWORD, PERMISSIONS, site_on, staff
 
 PAGE = reverse("admin:taskmaster_deployreadiness_changelist")
 STATUS = reverse("admin:taskmaster_deployreadiness_status")
@@ -72,7 +72,7 @@ def test_anonymous_users_go_to_the_login_page_and_nothing_is_done(site: Lab) -> 
     assert client.post(PREPARE).status_code == 302
 
     assert not GateRun.objects.exists()
-    assert background.launches() == []
+    assert launches.recent() == []
 
 
 def test_a_user_who_is_not_staff_goes_to_the_login_page(site: Lab, django_user_model: Any) -> None:
@@ -112,7 +112,7 @@ def test_a_forged_prepare_without_the_permission_is_refused_with_nothing_done(
     assert viewer.get(PREPARE).status_code == 403  # not even the confirmation
     assert viewer.post(PREPARE).status_code == 403
 
-    assert background.launches() == []
+    assert launches.recent() == []
     assert not GateRun.objects.exists()
     assert site.active_queues() == {site.workers[0].name: [site.queue]}
 
@@ -140,7 +140,7 @@ def test_a_post_without_the_csrf_token_is_refused_with_nothing_done(
     assert deployer.post(PREPARE).status_code == 403
     assert deployer.post(RESUME).status_code == 403
 
-    assert background.launches() == []
+    assert launches.recent() == []
     run.refresh_from_db()
     assert (run.is_open, run.resumed_by) == (True, "")
     assert GateRun.objects.count() == 1
@@ -162,7 +162,7 @@ def test_prepare_deploy_runs_a_gate_the_page_follows_and_resume_stops_it(
 
     shown = act(deployer, PREPARE)
 
-    (launch,) = background.launches()
+    (launch,) = launches.recent()
     assert shown == [
         f"Gate started (pid {launch.pid}): this page follows it. It drains every worker, "
         "then clears the deploy, or restores the consumers at its deadline."
@@ -203,7 +203,7 @@ def test_a_cleared_deploy_held_by_the_lease_is_resumed_with_each_worker_verified
     deployer = logged_in("deployer")
 
     act(deployer, PREPARE)
-    (launch,) = background.launches()
+    (launch,) = launches.recent()
     assert launch.done.wait(60) and launch.exit_code == 0, launch.report
     run = GateRun.objects.get()
     assert (run.verdict, run.is_open) == ("clear", False)
@@ -239,7 +239,7 @@ def test_a_worker_that_does_not_answer_the_resume_is_said_not_verified(
     staff(django_user_model, "deployer", *PERMISSIONS)
     deployer = logged_in("deployer")
     act(deployer, PREPARE)
-    (launch,) = background.launches()
+    (launch,) = launches.recent()
     assert launch.done.wait(60) and launch.exit_code == 0
     w2.kill()  # gone without a word: its consumers cannot be verified
 

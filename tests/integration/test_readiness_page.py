@@ -16,10 +16,10 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from taskmaster.lookout import FRESH, budget
 from taskmaster.models import GateRun
-from tests.lab import Lab, wait_for
-from tests.web import site_on
+from taskmaster.readiness.looks import FRESH, budget
+from tests.support.lab import Lab, wait_for
+from tests.support.web import site_on
 
 PAGE = reverse("admin:taskmaster_deployreadiness_changelist")
 STATUS = reverse("admin:taskmaster_deployreadiness_status")
@@ -105,7 +105,7 @@ def test_a_short_task_shows_by_when_its_time_limit_ends_it(site: Lab, admin_clie
     assert title == "Blocked by 1 task"
     ends = running["time_start"] + 30  # send_receipt's hard time limit
     assert detail.startswith("Expected to clear by ")
-    from taskmaster.readiness import clock
+    from taskmaster.humanize import clock
 
     assert clock(ends) in detail
 
@@ -182,15 +182,15 @@ def test_a_silent_worker_does_not_hold_up_the_others(site: Lab, admin_client: Cl
 def test_a_gate_that_fails_before_draining_shows_its_error(
     lab: Lab, client: Client, django_user_model: Any
 ) -> None:
-    from tests.web import PASSWORD, staff
+    from tests.support.web import PASSWORD, staff
 
     staff(django_user_model, "deployer", "prepare_deploy")
     client.login(username="deployer", password=PASSWORD)
     with site_on(lab, broker_url="amqp://guest:guest@127.0.0.1:1/tm"):
         client.post(reverse("admin:taskmaster_deployreadiness_prepare"))
-        from taskmaster import background
+        from taskmaster.admin import launches
 
-        (launch,) = background.launches()
+        (launch,) = launches.recent()
         assert launch.done.wait(60)
         page = client.get(STATUS).content.decode()
 

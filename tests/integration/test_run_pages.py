@@ -11,9 +11,10 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from taskmaster import gate, records
-from taskmaster.models import Blocker, GateRun, TaskPolicy
-from taskmaster.run_page import BLOCKERS_PER_PAGE, REPORT_ITEMS
+from taskmaster.admin.run_page import BLOCKERS_PER_PAGE, REPORT_ITEMS
+from taskmaster.drain import records
+from taskmaster.gate.rules import Blocker
+from taskmaster.models import GateRun, RecordedBlocker, TaskPolicy
 
 pytestmark = pytest.mark.django_db
 
@@ -43,8 +44,8 @@ def page_of(run: GateRun) -> str:
     return reverse("admin:taskmaster_gaterun_change", args=[run.pk])
 
 
-def seen(task_id: str, name: str, state: str, runtime: float | None = None) -> gate.Blocker:
-    return gate.Blocker(task_id, name, "w1@a", state, runtime, "blocking", f"{state}: a reason")
+def seen(task_id: str, name: str, state: str, runtime: float | None = None) -> Blocker:
+    return Blocker(task_id, name, "w1@a", state, runtime, "blocking", f"{state}: a reason")
 
 
 def closed_run(**fields: Any) -> GateRun:
@@ -114,7 +115,7 @@ def big_run() -> GateRun:
     three task names on eight workers, and a report that lists every one of them."""
     started = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
     blockers = [
-        gate.Blocker(
+        Blocker(
             f"task-{n:05d}",
             ("app.report", "app.export", "app.sync")[n % 3],
             f"w{n % 8}@host",
@@ -127,8 +128,8 @@ def big_run() -> GateRun:
     ]
     report = {"verdict": "blocked", "blockers": [b.as_json() for b in blockers], "tasks": []}
     run = closed_run(verdict="blocked", snapshot=SNAPSHOT, report=report)
-    Blocker.objects.bulk_create(
-        Blocker(
+    RecordedBlocker.objects.bulk_create(
+        RecordedBlocker(
             run=run,
             task_id=b.id,
             name=b.name,

@@ -13,7 +13,7 @@ import pytest
 
 from taskmaster.models import Worker as KnownWorker
 from tests.conftest import REQUIRE_SERVICES
-from tests.lab import Lab, Result, Worker, wait_for
+from tests.support.lab import Lab, Result, Worker, wait_for
 
 FAST = ("--interval", "1")
 BOTH = pytest.mark.parametrize("lab", ["rabbitmq", "redis"], indirect=True)
@@ -22,7 +22,8 @@ MANAGEMENT_URL = os.environ.get(
 )
 
 
-GATE = "tests.silent_settings"  # the app declares the test's queue, as a project declares its own
+# The app declares the test's queue, as a project declares the queues its workers consume.
+GATE = "tests.support.silent_settings"
 
 
 def gate(lab: Lab, *args: str, **given: Any) -> Result:
@@ -181,7 +182,7 @@ def test_an_idle_solo_worker_is_drained_and_cleared(lab: Lab) -> None:
 
 @BOTH
 def test_a_worker_with_remote_control_off_never_clears(lab: Lab) -> None:
-    deaf = lab.start_worker("deaf", settings="tests.deaf_settings", wait=False)
+    deaf = lab.start_worker("deaf", settings="tests.support.deaf_settings", wait=False)
     wait_for(lambda: " ready." in deaf.logs(), timeout=40)
     pre = lab.start_worker("pre", queues=[f"{lab.queue}-2"])
 
@@ -196,7 +197,7 @@ def test_a_worker_with_remote_control_off_never_clears(lab: Lab) -> None:
 
 
 def test_the_management_api_names_a_worker_with_remote_control_off(lab: Lab) -> None:
-    deaf = lab.start_worker("deaf", settings="tests.deaf_settings", wait=False)
+    deaf = lab.start_worker("deaf", settings="tests.support.deaf_settings", wait=False)
     wait_for(lambda: " ready." in deaf.logs(), timeout=40)
 
     result = gate(
@@ -252,9 +253,9 @@ def test_a_worker_seen_by_an_earlier_gate_that_is_busy_now_is_silent_by_name(lab
 def test_a_gevent_worker_stuck_in_code_that_does_not_yield_is_silent(lab: Lab) -> None:
     pytest.importorskip("gevent")
     worker = lab.start_worker(
-        "gevent", pool="gevent", concurrency=4, settings="tests.spin_settings"
+        "gevent", pool="gevent", concurrency=4, settings="tests.support.spin_settings"
     )
-    lab.app.send_task("tests.spin_tasks.spin", args=(120,), queue=lab.queue)
+    lab.app.send_task("tests.support.spin_tasks.spin", args=(120,), queue=lab.queue)
     wait_for(lambda: not lab.ping(worker.name), timeout=30)
 
     result = gate(lab, *FAST, "--timeout", "4", "--json")

@@ -20,7 +20,7 @@ import time
 import pyte
 
 from taskmaster.models import GateRun
-from tests.lab import ROOT, Lab
+from tests.support.lab import ROOT, Lab
 
 COLUMNS, LINES = 140, 40
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from taskmaster.models import Blocker, GateRun
-from taskmaster.registry import TaskInfo, classify
+from taskmaster.gate.registry import TaskInfo, classify
+from taskmaster.models import GateRun, RecordedBlocker
 
 
 def task_info(name: str, *, acks_late: bool = False, time_limit: float | None = None) -> TaskInfo:
@@ -30,9 +30,9 @@ def blocker(
     runtime: float | None = 10.0,
     at_verdict: bool = True,
     worker: str = "w1@host",
-) -> Blocker:
+) -> RecordedBlocker:
     """A running early-ack task seen blocking ``run`` (still blocking at its verdict)."""
-    return Blocker.objects.create(
+    return RecordedBlocker.objects.create(
         run=run,
         task_id=task_id,
         name=name,

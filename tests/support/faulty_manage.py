@@ -1,7 +1,7 @@
 """``manage.py`` with a bug injected into the gate: ``Gate.decide`` raises at its second call,
 when the workers are drained. What an unexpected error inside a real gate looks like.
 
-    python -m tests.faulty_manage prepare_deploy …
+    python -m tests.support.faulty_manage prepare_deploy …
 """
 
 import sys
@@ -9,7 +9,7 @@ from typing import Any
 
 from django.core.management import execute_from_command_line
 
-from taskmaster.gate import Gate
+from taskmaster.gate.rules import Gate
 
 original = Gate.decide
 calls = 0

@@ -26,7 +26,7 @@ from kombu.utils.url import maybe_sanitize_url
 
 from project.settings import FILESYSTEM_TRANSPORT, filesystem_transport_options
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # A gate drains every worker of its broker's vhost (or Redis database), so tests that run at
 # the same time (pytest -n, with pytest-xdist) each get one of their own: worker gwN of the
 # session uses the vhost "<base>-gwN" (conftest.py creates it) and the Redis database 11 + N.

@@ -4,6 +4,6 @@ queues the app declares. ``TEST_TASKMASTER`` (JSON) replaces ``TASKMASTER`` when
 
 import os
 
-from tests.contract_settings import *  # noqa: F403
+from tests.support.contract_settings import *  # noqa: F403
 
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("LAB_QUEUE", "celery")

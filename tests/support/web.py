@@ -11,11 +11,11 @@ from typing import Any
 
 from django.contrib.auth.models import Permission
 
-from taskmaster import background
-from taskmaster.loading import load_app
-from taskmaster.lookout import lookout
+from taskmaster.admin import launches
+from taskmaster.conf import load_app
+from taskmaster.readiness.looks import looks
 from tests.conftest import database_url
-from tests.lab import Lab
+from tests.support.lab import Lab
 
 PASSWORD = "s3cret-pw"
 PERMISSIONS = ("prepare_deploy", "resume_consumers")
@@ -43,8 +43,8 @@ def site_on(lab: Lab, broker_url: str | None = None, **env: str) -> Iterator[Non
         TASKMASTER_VAR_DIR=str(lab.var_dir),
         **env,
     )
-    lookout.forget()
-    background.forget()
+    looks.forget()
+    launches.forget()
     try:
         yield
     finally:
@@ -52,13 +52,13 @@ def site_on(lab: Lab, broker_url: str | None = None, **env: str) -> Iterator[Non
         os.environ.clear()
         os.environ.update(saved)
         app.conf.broker_url, app.conf.broker_transport, app.conf.broker_transport_options = before
-        lookout.forget()
-        background.forget()
+        looks.forget()
+        launches.forget()
 
 
 def stop_gates() -> None:
     """Stop the gates the page started (they restore their workers) before the lab goes."""
-    for launch in background.launches():
+    for launch in launches.recent():
         if not launch.done.is_set():
             launch.process.terminate()
             launch.done.wait(60)

@@ -13,11 +13,19 @@ from typing import Any
 
 import pytest
 
-from taskmaster.loading import load_app, load_registry
+from taskmaster.conf import load_app
+from taskmaster.drain.policy import sync_registry
+from taskmaster.gate.registry import load_registry
 from taskmaster.models import TaskPolicy
-from taskmaster.policy import sync_registry
-from tests.browser import browser_page, fits, follow, keep_for_docs, log_in, require_chromium
-from tests.lab import Lab
+from tests.support.browser import (
+    browser_page,
+    fits,
+    follow,
+    keep_for_docs,
+    log_in,
+    require_chromium,
+)
+from tests.support.lab import Lab
 
 pytestmark = pytest.mark.browser
 

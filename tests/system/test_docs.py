@@ -28,7 +28,7 @@ from taskmaster.conf import DEFAULTS
 from taskmaster.exits import ExitCode
 from taskmaster.management.common import STOP_SIGNALS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 COMMANDS = ("prepare_deploy", "resume_consumers", "sync_task_registry")
 SETTING = re.compile(r"""TASKMASTER\[["']([A-Z_]+)["']\]""")

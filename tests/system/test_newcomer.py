@@ -31,7 +31,7 @@ import taskmaster
 
 pytestmark = pytest.mark.newcomer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 INSTALL = 900  # seconds for a command that creates a virtualenv and installs into it
 
 
@@ -180,7 +180,7 @@ def stop_group(pgid: int) -> None:
 SETTINGS = """
 from pathlib import Path
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parents[2]
 SECRET_KEY = "newcomer-test"
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -15,9 +15,16 @@ from typing import Any
 
 import pytest
 
-from tests.browser import browser, browser_page, follow, keep_for_docs, log_in, require_chromium
-from tests.lab import Lab
-from tests.web import PASSWORD, PERMISSIONS, site_on, staff
+from tests.support.browser import (
+    browser,
+    browser_page,
+    follow,
+    keep_for_docs,
+    log_in,
+    require_chromium,
+)
+from tests.support.lab import Lab
+from tests.support.web import PASSWORD, PERMISSIONS, site_on, staff
 
 pytestmark = pytest.mark.browser
 

@@ -30,9 +30,9 @@ import pytest
 import yaml
 
 from taskmaster.models import GateRun
-from tests.lab import ROOT, Lab, Worker, finish, valid_report, wait_for
-from tests.recipes.actions import Job, Step
-from tests.recipes.files import (
+from tests.support.lab import ROOT, Lab, Worker, finish, valid_report, wait_for
+from tests.support.recipes.actions import Job, Step
+from tests.support.recipes.files import (
     VENV,
     VENV_BIN,
     bare_env,
@@ -43,7 +43,7 @@ from tests.recipes.files import (
     workspace,
     write,
 )
-from tests.recipes.tools import lint, tool
+from tests.support.recipes.tools import lint, tool
 
 pytestmark = pytest.mark.recipes
 

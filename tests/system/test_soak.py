@@ -11,7 +11,7 @@ the harshest stop there is, and starts fresh workers under the same names; after
 verdict (or a recovery with ``resume_consumers``) every worker must consume its queues.
 
 Every task records, in a Redis ledger, each start and each run to the end of its body
-(``tests/soak_tasks.py``). At the end every task sent must have run to its end at least
+(``tests/support/soak_tasks.py``). At the end every task sent must have run to its end at least
 once, and every early-acknowledged one exactly once.
 
 Why this catches a gate that loses tasks: an early-acknowledged task is acked when it
@@ -55,8 +55,8 @@ from celery import Celery
 
 from taskmaster.models import GateRun
 from tests.conftest import require
-from tests.lab import REDIS_URL, Lab, Result, Worker, finish
-from tests.proxy import Proxy
+from tests.support.lab import REDIS_URL, Lab, Result, Worker, finish
+from tests.support.proxy import Proxy
 
 pytestmark = [pytest.mark.soak, pytest.mark.timeout(1500)]
 
@@ -117,7 +117,9 @@ class Producer(threading.Thread):
             queue = self.queues[1] if self.rng.random() < 0.2 else self.queues[0]
             args = (LEDGER_URL, self.prefix, duration(kind, self.rng))
             try:
-                result = self.app.send_task(f"tests.soak_tasks.{kind}", args=args, queue=queue)
+                result = self.app.send_task(
+                    f"tests.support.soak_tasks.{kind}", args=args, queue=queue
+                )
             except Exception as exc:  # not sent: not counted; reported in the figures
                 self.errors.append(repr(exc))
                 continue
@@ -508,7 +510,7 @@ def test_soak_gate_cycles_lose_no_task(
             print(text, flush=True)
 
     started = time.monotonic()
-    lab.settings = "tests.soak_settings"
+    lab.settings = "tests.support.soak_settings"
     client = redis.Redis.from_url(LEDGER_URL)
     ledger = Ledger(client, f"soak:{lab.tag}")
     ledger.clear()

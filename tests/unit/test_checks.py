@@ -15,10 +15,11 @@ from django.core.checks import Error, Warning
 from django.test import override_settings
 
 import project.tasks  # noqa: F401  (its shared tasks join every Celery app made after)
-from taskmaster.checks import check_settings, check_tasks
-from taskmaster.traps import check_broker_traps
+from taskmaster.checks.app import check_tasks
+from taskmaster.checks.broker import check_broker_settings
+from taskmaster.checks.settings import check_settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 REPORT = "project.tasks.generate_report"
 DEMO = dict(settings.TASKMASTER)  # the demo project's: generate_report is not accepted
 
@@ -60,7 +61,7 @@ def test_with_the_database_w001_says_which_tasks_blocked_deploys_and_names_them_
 ) -> None:
     from datetime import datetime, timezone
 
-    from taskmaster.models import Blocker, GateRun
+    from taskmaster.models import GateRun, RecordedBlocker
 
     (modules / "tm_history_app.py").write_text(
         "from celery import Celery\n"
@@ -76,7 +77,7 @@ def test_with_the_database_w001_says_which_tasks_blocked_deploys_and_names_them_
     for day, verdict in ((1, "blocked"), (2, "blocked"), (3, "clear")):
         run = GateRun.objects.create(verdict=verdict, is_open=False, timeout=600, interval=20)
         GateRun.objects.filter(pk=run.pk).update(started_at=started.replace(day=day + 17))
-        Blocker.objects.create(
+        RecordedBlocker.objects.create(
             run=run,
             task_id=f"z-{day}",
             name="app.zip",
@@ -156,7 +157,7 @@ def trap_app(modules: Path, name: str, config: str, *tasks: str) -> str:
 
 def trap_ids(app: str) -> list[tuple[str, Any]]:
     with taskmaster(CELERY_APP=app):
-        return [(m.id, m.obj) for m in check_broker_traps()]
+        return [(m.id, m.obj) for m in check_broker_settings()]
 
 
 REDIS = "app.conf.broker_url = 'redis://127.0.0.1:6379/3'; app.conf.worker_prefetch_multiplier = 1"
@@ -174,7 +175,7 @@ def test_an_acks_late_task_that_outlives_the_visibility_timeout_runs_twice(modul
     )
 
     with taskmaster(CELERY_APP=app):
-        messages = check_broker_traps()
+        messages = check_broker_settings()
 
     assert [(m.id, m.obj) for m in messages] == [("taskmaster.W003", "trap.t0")]
     assert messages[0].msg == (
@@ -204,7 +205,7 @@ def test_early_ack_tasks_with_a_prefetch_multiplier_above_one_block_every_gate(
     app = trap_app(modules, "tm_trap_prefetch", "", "acks_late=True", "time_limit=30", "")
 
     with taskmaster(CELERY_APP=app):
-        (message,) = check_broker_traps()
+        (message,) = check_broker_settings()
 
     assert (message.id, message.obj) == ("taskmaster.W004", "worker_prefetch_multiplier")
     # The demo project's shared tasks join every app: two of them are early-ack too.
@@ -241,7 +242,7 @@ def test_an_unlimited_prefetch_is_said_so(modules: Path) -> None:
     app = trap_app(modules, "tm_trap_unlimited", "app.conf.worker_prefetch_multiplier = 0", "")
 
     with taskmaster(CELERY_APP=app):
-        (message,) = check_broker_traps()
+        (message,) = check_broker_settings()
 
     assert "(without limit)" in message.msg
 
@@ -253,7 +254,7 @@ def test_workers_with_remote_control_off_cannot_be_drained(modules: Path) -> Non
     app = trap_app(modules, "tm_trap_deaf", config, "")
 
     with taskmaster(CELERY_APP=app):
-        (message,) = check_broker_traps()
+        (message,) = check_broker_settings()
 
     assert (message.id, message.obj) == ("taskmaster.W005", "worker_enable_remote_control")
     assert "no gate can drain these workers" in message.msg

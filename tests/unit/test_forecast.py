@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from taskmaster.forecast import Foresight, expected_clear, hopeless
-from taskmaster.gate import Blocker, Gate
-from taskmaster.scope import Scope
-from tests.factories import task_info
+from taskmaster.gate.forecast import Forecast, expected_clear, hopeless
+from taskmaster.gate.rules import Blocker, Gate
+from taskmaster.gate.scope import Scope
+from tests.support.factories import task_info
 
 NOW = 1_700_000_000.0
 
@@ -79,15 +79,15 @@ def test_fail_fast_gives_up_on_unbounded_tasks_older_than_the_time_left() -> Non
 
 def test_foresight_says_each_prediction_once_and_when_the_deadline_comes_first() -> None:
     gate = Gate(REGISTRY, started_at=NOW - 5, timeout=15, interval=1)
-    foresight = Foresight(gate, fail_fast=False, redelivery={})
+    forecast = Forecast(gate, fail_fast=False, redelivery={})
     running = (blocker("short", "active", runtime_seconds=10),)
 
-    notes, give_up = foresight.look(running, now=NOW)
-    again, _ = foresight.look(running, now=NOW + 1)
+    notes, give_up = forecast.look(running, now=NOW)
+    again, _ = forecast.look(running, now=NOW + 1)
 
     assert not give_up
     assert notes == [
-        "clear expected by 22:13:40Z, in 20 s, after the deadline (22:13:30Z): unless the "
+        "clear expected by 22:13:40 UTC, in 20 s, after the deadline (22:13:30 UTC): unless the "
         "tasks end sooner, this gate ends blocked (--timeout 25 would be long enough)"
     ]
     assert again == []  # the same prediction is not said twice

@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 from jsonschema import ValidationError
 
-from taskmaster.ci import annotation_lines, step_outputs, summary_markdown
-from taskmaster.gate import Blocker, Decision, Gate, Verdict
-from taskmaster.outcome import Outcome
-from taskmaster.report import SCREENFUL, PlainReport, blocker_lines, worst_first
-from tests.lab import valid_report
+from taskmaster.gate.outcome import Outcome
+from taskmaster.gate.rules import Blocker, Decision, Gate, Verdict
+from taskmaster.output.blockers import SCREENFUL, worst_first
+from taskmaster.output.ci import annotation_lines, step_outputs, summary_markdown
+from taskmaster.output.plain import PlainLines, blocker_lines
+from tests.support.lab import valid_report
 
 NOW = 1_700_000_000.0
 
@@ -69,16 +70,16 @@ def test_blockers_are_grouped_by_task_name_worst_first() -> None:
         blocker("app.export", "scheduled"),
     )
 
-    workers, groups = worst_first(blockers)
+    rows = worst_first(blockers)
 
-    assert [b.worker for b in workers] == ["w2@a"]
-    # Running blocking tasks first; short ones last, even when they run longer.
-    assert [(g.name, g.states, g.oldest) for g in groups] == [
+    # The worker first; then running blocking tasks; short ones last, even when they run longer.
+    assert [(r.subject, r.states, r.oldest) for r in rows] == [
+        ("w2@a", (("unresponsive", 1),), None),
         ("app.report", (("active", 1), ("reserved", 2)), 12),
         ("app.export", (("scheduled", 1),), None),
         ("app.receipt", (("active", 1),), 50),
     ]
-    assert groups[0].reason == "active reason"  # why the worst of them blocks
+    assert rows[1].reason == "active reason"  # why the worst of them blocks
 
 
 def test_a_backlog_reads_in_a_screenful_and_says_how_many_more() -> None:
@@ -93,7 +94,7 @@ def test_a_backlog_reads_in_a_screenful_and_says_how_many_more() -> None:
 
 def test_a_poll_with_the_same_picture_prints_nothing_new() -> None:
     stream = io.StringIO()
-    report = PlainReport(stream)
+    report = PlainLines(stream)
     gate = Gate({}, started_at=NOW, timeout=600, interval=20, snapshot={"w1@a": []})
     first = (blocker("app.report", "active", runtime_seconds=3),)
     later = (blocker("app.report", "active", runtime_seconds=23),)  # only the runtime grew
@@ -125,11 +126,12 @@ def test_at_most_ten_annotations_the_rest_rolled_into_one() -> None:
 
     assert len(lines) == 10
     assert lines[0] == (
-        "::error title=Deploy gate blocker::app.tasks.t00: 2 blocker(s) (2 reserved): "
+        "::error title=Deploy gate blocker::app.tasks.t00: 2 reserved on w1@a (blocking): "
         "reserved reason"
     )
     assert lines[-1] == (
-        "::error title=Deploy gate blocker::… and 21 more blocking task names: see the report"
+        "::error title=Deploy gate blocker::… and 21 more task name(s) (42 blockers): see the "
+        "report"
     )
 
 
@@ -139,7 +141,9 @@ def test_the_step_summary_stays_small_for_any_backlog() -> None:
     text = summary_markdown(outcome(huge))
 
     assert text.startswith("### ⛔ Deploy gate: blocked — exit 1, gate run #7\n")
-    assert "| … 1975 more task names | 5,925 | | | see the JSON report |" in text
+    assert (
+        "| … and 1,975 more task name(s) (5,925 blockers) | 5,925 | | | see the JSON report |"
+    ) in text
     assert len(text.encode()) < 10_000  # GitHub's limit is 1 MiB per step
     assert "Make the tasks in the table acks_late" in text
 
@@ -174,7 +178,7 @@ COUNTED = {
 
 
 def test_a_silent_worker_is_not_fixed_like_a_task_and_the_broker_count_is_said() -> None:
-    report = PlainReport(io.StringIO())
+    report = PlainLines(io.StringIO())
     silent_only = outcome((SILENT,), broker_count=COUNTED)
 
     lines = [line.split(" ", 1)[1] for line in _finished(report, silent_only).splitlines()]
@@ -200,6 +204,6 @@ def test_with_tasks_and_a_silent_worker_both_next_steps_are_said() -> None:
     assert "A worker that does not answer may be running anything" in text
 
 
-def _finished(report: PlainReport, result: Outcome) -> str:
+def _finished(report: PlainLines, result: Outcome) -> str:
     report.finish(result)
     return report.stream.getvalue()  # type: ignore[attr-defined]

@@ -12,10 +12,10 @@ from django.db import DataError, ProgrammingError
 from django.test import override_settings
 from pytest_django import DjangoAssertNumQueries
 
+from taskmaster.drain.policy import sync_registry
+from taskmaster.gate.registry import Classification, Registry, TaskInfo
 from taskmaster.models import GateRun, TaskPolicy
-from taskmaster.policy import sync_registry
-from taskmaster.registry import Classification, Registry, TaskInfo
-from tests.factories import blocker
+from tests.support.factories import blocker
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,4 @@
-"""The readiness page's rules, without a broker: its headline, its rows, and its lookout.
+"""The readiness page's rules, without a broker: its headline, its rows, and its shared looks.
 
 The page's data come from a real dry run in the other tests (test_readiness_page.py); here
 the outcome is built by hand, so that each case of the headline reads as one sentence.
@@ -14,21 +14,21 @@ from typing import Any
 
 import pytest
 
-from taskmaster.drains import drain_state
 from taskmaster.exits import BrokerUnavailable
-from taskmaster.gate import Blocker, Verdict
-from taskmaster.lookout import Look, Lookout, Sight
+from taskmaster.gate.outcome import Outcome, TaskReport, WorkerReport
+from taskmaster.gate.rules import Blocker, Verdict
+from taskmaster.humanize import clock
 from taskmaster.models import GateRun
-from taskmaster.outcome import Outcome, TaskReport, WorkerReport
-from taskmaster.readiness import (
+from taskmaster.readiness.looks import Latest, Look, Looks
+from taskmaster.readiness.page import (
     SHOWN_PER_WORKER,
     DrainState,
-    clock,
+    drain_state,
     headline,
     totals,
     worker_rows,
 )
-from tests.factories import task_info
+from tests.support.factories import task_info
 
 NOW = 1_700_000_000.0
 AT = datetime.fromtimestamp(NOW, timezone.utc)
@@ -88,13 +88,13 @@ def look(tasks: list[TaskReport], **outcome: Any) -> Look:
     return Look(result, NOW - 1, NOW, REGISTRY)
 
 
-def seen(the_look: Look | None, **kw: Any) -> Sight:
-    return Sight(the_look, kw.get("overdue_since"), kw.get("missing", {}))
+def seen(the_look: Look | None, **kw: Any) -> Latest:
+    return Latest(the_look, kw.get("overdue_since"), kw.get("missing", {}))
 
 
-def title(sight: Sight, **kw: Any) -> str:
+def title(latest: Latest, **kw: Any) -> str:
     return headline(
-        sight, drain=kw.get("drain"), fleet=kw.get("fleet", []), now=NOW + 1, budget=3
+        latest, drain=kw.get("drain"), fleet=kw.get("fleet", []), now=NOW + 1, budget=3
     ).title
 
 
@@ -291,7 +291,7 @@ def test_a_clear_verdict_is_held_until_its_lease_ends() -> None:
     assert (state.kind, state.until) == ("held", until)
 
 
-# -- the lookout: one look at a time, within a budget --------------------------------------
+# -- the shared look: one look at a time, within a budget --------------------------------------
 
 
 class SlowLooks:
@@ -309,28 +309,28 @@ class SlowLooks:
 
 def test_a_request_waits_for_a_look_no_longer_than_its_budget() -> None:
     looks = SlowLooks()
-    lookout = Lookout(looks)
+    shared = Looks(looks)
 
     started = time.monotonic()
-    sight = lookout.sight(budget=0.3)
+    latest = shared.latest(budget=0.3)
 
     assert 0.25 < time.monotonic() - started < 1.0
-    assert sight.look is None and sight.overdue_since is not None
-    again = lookout.sight(budget=0.3)  # the same look, still under way: no second one
-    assert again.overdue_since == sight.overdue_since and looks.count == 1
+    assert latest.look is None and latest.overdue_since is not None
+    again = shared.latest(budget=0.3)  # the same look, still under way: no second one
+    assert again.overdue_since == latest.overdue_since and looks.count == 1
     looks.release.set()
-    assert lookout.sight(budget=2).look is not None
+    assert shared.latest(budget=2).look is not None
 
 
 def test_a_fresh_look_is_shared_and_a_stale_one_renewed() -> None:
     looks = SlowLooks()
     looks.release.set()
-    lookout = Lookout(looks, fresh=0.5)
+    shared = Looks(looks, fresh=0.5)
 
-    first = lookout.sight(budget=2).look
-    assert lookout.sight(budget=2).look is first and looks.count == 1
+    first = shared.latest(budget=2).look
+    assert shared.latest(budget=2).look is first and looks.count == 1
     time.sleep(0.6)
-    assert lookout.sight(budget=2).look is not first and looks.count == 2
+    assert shared.latest(budget=2).look is not first and looks.count == 2
 
 
 def test_a_worker_seen_earlier_that_stops_answering_is_missed() -> None:
@@ -340,19 +340,19 @@ def test_a_worker_seen_earlier_that_stops_answering_is_missed() -> None:
     def next_look() -> Look:
         return look([], workers=answers.pop(0))
 
-    lookout = Lookout(next_look, fresh=0)
-    assert lookout.sight(budget=2).missing == {}
-    assert list(lookout.sight(budget=2).missing) == [W2]
+    shared = Looks(next_look, fresh=0)
+    assert shared.latest(budget=2).missing == {}
+    assert list(shared.latest(budget=2).missing) == [W2]
 
 
 def test_a_look_that_fails_with_a_bug_is_said_not_waited_for() -> None:
     def broken() -> Look:
         raise RuntimeError("a bug")
 
-    sight = Lookout(broken).sight(budget=2)
+    latest = Looks(broken).latest(budget=2)
 
-    assert sight.look is not None
-    assert str(sight.look.outcome.failure) == (
+    assert latest.look is not None
+    assert str(latest.look.outcome.failure) == (
         "the look at the workers failed: RuntimeError('a bug')"
     )
 
@@ -370,17 +370,17 @@ def test_a_gate_from_the_admin_needs_no_manage_py_and_runs_from_anywhere(tmp_pat
     import sys
     from pathlib import Path
 
-    from taskmaster.background import gate_command, gate_environment
+    from taskmaster.admin.launches import gate_command, gate_environment
 
     command = gate_command("alice", "10.0.0.5")
     env = gate_environment()
 
     assert command == [
         sys.executable,
-        *("-m", "django", "prepare_deploy", "--settings", "tests.settings", "--json"),
+        *("-m", "django", "prepare_deploy", "--settings", "tests.support.settings", "--json"),
         *("--requested-by", "alice", "--requested-from", "10.0.0.5"),
     ]
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[2])
     assert root in env["PYTHONPATH"].split(os.pathsep)
     assert not any("site-packages" in entry for entry in env["PYTHONPATH"].split(os.pathsep))
     # From another directory, with that environment, the command finds the project.

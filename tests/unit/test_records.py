@@ -8,16 +8,17 @@ from typing import Any
 
 import pytest
 
-from taskmaster import gate, records
-from taskmaster.models import RECENT_WINDOW, Blocker, GateRun, Worker
-from taskmaster.records import BlockerLog
+from taskmaster.drain import records
+from taskmaster.drain.records import BlockerLog
+from taskmaster.gate.rules import Blocker
+from taskmaster.models import RECENT_WINDOW, GateRun, RecordedBlocker, Worker
 
 T0 = datetime(2026, 11, 21, 9, 0, tzinfo=timezone.utc)
 
 
-def held(count: int) -> list[gate.Blocker]:
+def held(count: int) -> list[Blocker]:
     return [
-        gate.Blocker(
+        Blocker(
             id=f"task-{n}",
             name="app.tasks.export",
             worker=f"w{n % 2}@host",
@@ -50,7 +51,7 @@ def test_a_poll_with_5000_held_tasks_records_them_in_a_bounded_number_of_queries
     with django_assert_max_num_queries(14):
         log.close(later)
 
-    rows = Blocker.objects.filter(run=run)
+    rows = RecordedBlocker.objects.filter(run=run)
     assert rows.count() == 5000  # once per task, whatever its states
     assert rows.filter(at_verdict=True).count() == 4900
     ended = rows.get(task_id="task-0")
@@ -77,7 +78,7 @@ def test_the_roster_keeps_each_workers_last_queues_and_costs_one_query_when_noth
     with django_assert_num_queries(1):
         records.remember_workers({"w1@a": [], "w2@a": declared("celery")})
 
-    assert records.known_workers() == {"w1@a": {"celery", "reports"}, "w2@a": {"celery"}}
+    assert Worker.objects.known().roster() == {"w1@a": {"celery", "reports"}, "w2@a": {"celery"}}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -85,11 +86,11 @@ def test_a_worker_the_broker_says_is_gone_leaves_the_roster_until_it_is_heard_ag
     records.remember_workers({"w1@a": declared("celery"), "w2@a": declared("celery")})
 
     records.forget_workers(["w2@a"])
-    assert set(records.known_workers()) == {"w1@a"}
+    assert set(Worker.objects.known().roster()) == {"w1@a"}
     assert Worker.objects.get(hostname="w2@a").absent_since is not None
 
     records.remember_workers({"w2@a": declared("celery")})
-    assert set(records.known_workers()) == {"w1@a", "w2@a"}
+    assert set(Worker.objects.known().roster()) == {"w1@a", "w2@a"}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -97,4 +98,4 @@ def test_a_worker_not_heard_for_a_month_is_no_longer_asked_about() -> None:
     records.remember_workers({"w1@a": declared("celery")})
     Worker.objects.update(last_seen=datetime.now(timezone.utc) - RECENT_WINDOW - timedelta(1))
 
-    assert records.known_workers() == {}
+    assert Worker.objects.known().roster() == {}

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from celery import Celery
 
-from taskmaster.registry import Classification, build_registry, classify
+from taskmaster.gate.registry import Classification, build_registry, classify
 
 
 @pytest.mark.parametrize(

@@ -13,12 +13,15 @@ from typing import Any
 
 import pytest
 
-from taskmaster.gate import Gate, Verdict
-from taskmaster.registry import Classification
-from taskmaster.replies import Inspection, inspection_from_replies
-from tests.factories import task_info
+from taskmaster.cluster.replies import inspection_from_replies
+from taskmaster.gate.inspection import Inspection
+from taskmaster.gate.registry import Classification
+from taskmaster.gate.rules import Gate, Verdict
+from tests.support.factories import task_info
 
-SNAPSHOT = json.loads((Path(__file__).parent / "snapshots/one_worker_mixed.json").read_text())
+SNAPSHOT = json.loads(
+    (Path(__file__).parents[1] / "support/snapshots/one_worker_mixed.json").read_text()
+)
 WORKER = "rec@lab"
 NOW = SNAPSHOT["recorded_at"]
 

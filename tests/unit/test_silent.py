@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from taskmaster.consumers import BrokerCount, Sighting, Stranger
-from taskmaster.scope import Scope
-from taskmaster.silent import silent_blockers
+from taskmaster.gate.inspection import BrokerCount, LiveWorker, UnnamedConsumer
+from taskmaster.gate.scope import Scope
+from taskmaster.gate.silent import silent_blockers
 
 
 def silence(count: BrokerCount, heard: dict[str, set[str]], **given: Any) -> Any:
@@ -29,7 +29,7 @@ def said(result: Any) -> list[tuple[str, str]]:
     return [(b.worker, b.state) for b in result.blockers]
 
 
-def rabbitmq(consumers: dict[str, int], **alive: Sighting) -> BrokerCount:
+def rabbitmq(consumers: dict[str, int], **alive: LiveWorker) -> BrokerCount:
     return BrokerCount("passive declares", consumers=consumers, alive=alive)
 
 
@@ -67,7 +67,7 @@ def test_queues_that_do_not_matter_are_not_counted() -> None:
 
 
 def test_a_worker_the_broker_names_is_blocker_by_name_and_its_consumers_are_not_twice() -> None:
-    solo = Sighting("solo@h", "its control queue is held open")
+    solo = LiveWorker("solo@h", "its control queue is held open")
     count = rabbitmq({"celery": 2}, **{"solo@h": solo})
 
     result = silence(count, {"a@h": {"celery"}}, known={"solo@h": {"celery"}})
@@ -79,7 +79,7 @@ def test_a_worker_the_broker_names_is_blocker_by_name_and_its_consumers_are_not_
 def test_this_gates_own_silent_worker_is_left_to_the_gate_and_anothers_to_that_gate() -> None:
     count = rabbitmq(
         {"celery": 0},
-        **{"mine@h": Sighting("mine@h", "x"), "theirs@h": Sighting("theirs@h", "x")},
+        **{"mine@h": LiveWorker("mine@h", "x"), "theirs@h": LiveWorker("theirs@h", "x")},
     )
 
     result = silence(count, {}, drained={"mine@h"}, elsewhere={"theirs@h"})
@@ -88,13 +88,13 @@ def test_this_gates_own_silent_worker_is_left_to_the_gate_and_anothers_to_that_g
 
 
 def test_a_worker_that_answered_is_never_silent() -> None:
-    count = rabbitmq({"celery": 1}, **{"a@h": Sighting("a@h", "x")})
+    count = rabbitmq({"celery": 1}, **{"a@h": LiveWorker("a@h", "x")})
 
     assert said(silence(count, {"a@h": {"celery"}})) == []
 
 
 def test_selective_drain_leaves_a_named_silent_worker_out_of_scope() -> None:
-    busy = Sighting("busy@pod2", "x", queues=frozenset({"celery"}))
+    busy = LiveWorker("busy@pod2", "x", queues=frozenset({"celery"}))
     count = rabbitmq({"celery": 1}, **{"busy@pod2": busy})
 
     result = silence(count, {}, scope=Scope(workers=("*@pod1",)))
@@ -115,7 +115,7 @@ def test_selective_drain_cannot_leave_out_a_consumer_without_a_name() -> None:
 def test_out_of_scope_named_worker_without_its_queues_does_not_account_for_a_consumer() -> None:
     # Known from the roster only: it may be drained and held, and the consumer someone
     # else, perhaps in scope. Only the management API's list accounts for it.
-    busy = Sighting("busy@pod2", "its control queue is held open")
+    busy = LiveWorker("busy@pod2", "its control queue is held open")
     count = rabbitmq({"celery": 1}, **{"busy@pod2": busy})
 
     result = silence(count, {}, scope=Scope(workers=("*@pod1",)), known={"busy@pod2": {"celery"}})
@@ -125,13 +125,13 @@ def test_out_of_scope_named_worker_without_its_queues_does_not_account_for_a_con
 
 
 def test_queue_scope_takes_a_silent_worker_whose_queues_are_unknown() -> None:
-    count = rabbitmq({}, **{"x@h": Sighting("x@h", "named connection")})
+    count = rabbitmq({}, **{"x@h": LiveWorker("x@h", "named connection")})
 
     assert said(silence(count, {}, scope=Scope(queues=("reports",)))) == [("x@h", "silent")]
 
 
 def test_queue_scope_leaves_a_silent_worker_of_other_queues_alone() -> None:
-    count = rabbitmq({}, **{"x@h": Sighting("x@h", "y", queues=frozenset({"celery"}))})
+    count = rabbitmq({}, **{"x@h": LiveWorker("x@h", "y", queues=frozenset({"celery"}))})
 
     result = silence(count, {}, scope=Scope(queues=("reports",)))
 
@@ -143,7 +143,7 @@ def test_a_stranger_consuming_a_queue_that_matters_blocks_by_its_address() -> No
     count = BrokerCount(
         "passive declares and the management API",
         consumers={"celery": 1},
-        strangers=(Stranger("10.0.0.5:4321", frozenset({"celery"})),),
+        unnamed=(UnnamedConsumer("10.0.0.5:4321", frozenset({"celery"})),),
     )
 
     result = silence(count, {})
@@ -161,7 +161,7 @@ def test_redis_listeners_beyond_the_answers_are_a_silent_blocker() -> None:
 
 
 def test_redis_listeners_all_accounted_for() -> None:
-    named = Sighting("named@h", "2 connection(s) named by its worker", listens=True)
+    named = LiveWorker("named@h", "2 connection(s) named by its worker", listens=True)
     count = BrokerCount("PUBLISH and CLIENT LIST", listeners=4, alive={"named@h": named})
 
     # Two answered, one silent with a name, one of the gate's own that stopped answering.
@@ -171,7 +171,7 @@ def test_redis_listeners_all_accounted_for() -> None:
 
 
 def test_redis_worker_with_remote_control_off_is_named_but_does_not_listen() -> None:
-    deaf = Sighting("deaf@h", "3 connection(s) named by its worker", listens=False)
+    deaf = LiveWorker("deaf@h", "3 connection(s) named by its worker", listens=False)
     count = BrokerCount("PUBLISH and CLIENT LIST", listeners=1, alive={"deaf@h": deaf})
 
     assert said(silence(count, {"a@h": {"celery"}})) == [("deaf@h", "silent")]

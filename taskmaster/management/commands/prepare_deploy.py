@@ -5,22 +5,26 @@ from __future__ import annotations
 import json
 import sys
 from argparse import SUPPRESS, ArgumentParser
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskmaster.api import prepare_deploy
-from taskmaster.ci import write_ci_outputs
 from taskmaster.conf import app_settings
+from taskmaster.drain.request import GateRequest
 from taskmaster.exits import ConfigurationError
+from taskmaster.gate.outcome import Outcome
+from taskmaster.gate.scope import Scope
 from taskmaster.management.common import (
     SafeCommand,
     failures_logged_to,
     positive_seconds,
     stop_on_signals,
 )
-from taskmaster.outcome import Outcome
-from taskmaster.report import human_report
-from taskmaster.request import GateRequest
-from taskmaster.scope import Scope
+from taskmaster.output.ci import write_ci_outputs
+from taskmaster.output.plain import PlainLines
+from taskmaster.output.streams import SafeStream
+
+if TYPE_CHECKING:
+    from taskmaster.output.live import LiveView
 
 
 class Command(SafeCommand):
@@ -160,7 +164,7 @@ class Command(SafeCommand):
         )
         errors = self.raw(self.stderr)
         with stop_on_signals() as stop, failures_logged_to(errors):
-            view = human_report(human, errors=errors, with_args=with_args)
+            view = human_output(human, errors=errors, with_args=with_args)
             try:
                 outcome = prepare_deploy(request, view, stop)
             finally:
@@ -175,6 +179,17 @@ class Command(SafeCommand):
                 self.stdout.write(_dumps(outcome.as_json(with_args=with_args)))
         if outcome.exit_code:
             sys.exit(outcome.exit_code)
+
+
+def human_output(
+    stream: SafeStream, *, errors: SafeStream, with_args: bool
+) -> PlainLines | LiveView:
+    """A live view on a terminal, plain lines otherwise (CI, pipes, files)."""
+    if stream.isatty():
+        from taskmaster.output.live import LiveView  # rich is loaded only for a person's terminal
+
+        return LiveView(stream, with_args=with_args)
+    return PlainLines(stream, errors=errors, with_args=with_args)
 
 
 def _dumps(data: dict[str, Any]) -> str:

@@ -6,8 +6,8 @@ import sys
 from argparse import ArgumentParser
 from typing import Any
 
+from taskmaster.drain.recovery import resume_consumers
 from taskmaster.management.common import SafeCommand, failures_logged_to, stop_on_signals
-from taskmaster.recovery import resume_consumers
 
 
 class Command(SafeCommand):

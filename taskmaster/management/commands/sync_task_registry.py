@@ -7,10 +7,11 @@ from typing import Any
 from django.core.management.base import CommandError
 from django.db import DatabaseError
 
+from taskmaster.conf import load_app
+from taskmaster.drain.policy import sync_registry
 from taskmaster.exits import ConfigurationError
-from taskmaster.loading import load_app, load_registry
+from taskmaster.gate.registry import load_registry
 from taskmaster.management.common import SafeCommand
-from taskmaster.policy import sync_registry
 
 
 class Command(SafeCommand):

@@ -1,1 +1,2 @@
-"""Support for tests/test_recipes.py: the deploy recipes' files, their tools, a step runner."""
+"""Support for tests/system/test_recipes.py: the deploy recipes' files, their tools, a step
+runner."""

@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from tests.lab import ROOT, Lab, Worker
+from tests.support.lab import ROOT, Lab, Worker
 
 DEPLOY_DOCS = ROOT / "docs" / "deploy"
 VENV_BIN = Path(sys.executable).parent

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.recipes.files import VENV_BIN
+from tests.support.recipes.files import VENV_BIN
 
 REQUIRED = bool(os.environ.get("CI"))
 WHERE = {

@@ -155,7 +155,7 @@ def _follow(launch: Launch) -> None:
     launch.done.set()
 
 
-def launches() -> list[Launch]:
+def recent() -> list[Launch]:
     with _lock:
         return list(_launches)
 
@@ -169,7 +169,7 @@ def forget() -> None:
 def unrecorded() -> list[Launch]:
     """Launches with no gate run to show for them: starting still, or ended before one (an
     error, exit 2 to 4). The page shows these; a gate that recorded itself is its run."""
-    pending = [x for x in launches() if not x.report.get("run_id")]
+    pending = [x for x in recent() if not x.report.get("run_id")]
     host = socket.gethostname()
     recorded = set(
         GateRun.objects.filter(host=host, pid__in=[x.pid for x in pending]).values_list(
@@ -180,7 +180,7 @@ def unrecorded() -> list[Launch]:
 
 
 def running() -> Launch | None:
-    return next((launch for launch in launches() if not launch.done.is_set()), None)
+    return next((launch for launch in recent() if not launch.done.is_set()), None)
 
 
 def own_gate(run: GateRun) -> Launch | None:
@@ -188,4 +188,4 @@ def own_gate(run: GateRun) -> Launch | None:
     a pid read from the database may belong to another process by now)."""
     if not run.is_open or run.host != socket.gethostname():
         return None
-    return next((x for x in launches() if x.pid == run.pid and not x.done.is_set()), None)
+    return next((x for x in recent() if x.pid == run.pid and not x.done.is_set()), None)
