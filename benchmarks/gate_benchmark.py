@@ -278,7 +278,7 @@ def workers_figures(
             for worker in started:
                 lab.wait_ready(worker, timeout=300)
             time.sleep(2)
-            poll, count = one_poll(lab, registry)
+            poll, counting = one_poll(lab, registry)
             gates, inspects, cancels, commands, celerys = [], [], [], [], []
             for _ in range(runs):
                 # The floor under each, touching no worker: the gate's command started and
@@ -295,7 +295,7 @@ def workers_figures(
                 "broker": broker,
                 "workers": count,
                 "poll_s": poll,
-                "broker_count_s": count,
+                "broker_count_s": counting,
                 "gate_s": median(gates),
                 "inspect_active_cli_s": median(inspects),
                 "cancel_consumer_cli_s": median(cancels),

@@ -87,7 +87,7 @@ def console_steps(markdown: str, heading: str) -> list[tuple[str, list[str]]]:
 VARYING = [
     (r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\dZ?", "<time>"),
     (r"\b\d\d:\d\d:\d\d\b", "<clock>"),
-    (r"\b(\d+m)?\d+s\b", "<duration>"),
+    (r"\b(?:\d+ h \d+ min|(?:\d+ min )?\d+(?:\.\d)? s)\b", "<duration>"),
     (r"[\w.-]+@[\w.-]+", "<node>"),
     (r"\(pid \d+\)", "(pid <n>)"),
     (r"Makefile:\d+", "Makefile:<n>"),
