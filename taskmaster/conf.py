@@ -8,15 +8,17 @@ is reported as ``taskmaster.E00x`` instead of a crash deep inside a gate run.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, cast
 
+from django.conf import ENVIRONMENT_VARIABLE
 from django.conf import settings as django_settings
-from django.utils.module_loading import import_string
 
 from taskmaster.exits import ConfigurationError
 
 DEFAULTS: dict[str, Any] = {
-    # Dotted path to the Celery app; None finds ``<settings package>.celery.app``.
+    # The Celery app, as ``celery -A`` names it ("config.celery_app", "proj.celery:app"); None
+    # finds it in the packages above the settings module, as Celery's Django guide lays it out.
     "CELERY_APP": None,
     # Seconds the gate waits for blockers to end before it restores and says "blocked".
     "TIMEOUT": 600,
@@ -63,13 +65,20 @@ class Settings:
         return user.get(key, DEFAULTS[key]) if isinstance(user, dict) else DEFAULTS[key]
 
     @property
-    def CELERY_APP(self) -> str:
+    def CELERY_APP(self) -> str | None:
         path = self._get("CELERY_APP")
-        if path:
-            return str(path)
-        # The layout of Celery's "First steps with Django": <project>/celery.py defines `app`.
-        package = django_settings.SETTINGS_MODULE.rpartition(".")[0]
-        return f"{package}.celery.app" if package else "celery.app"
+        return str(path) if path else None
+
+    def celery_app_names(self) -> list[str]:
+        """Where to look for the Celery app: the setting, else the packages above the settings
+        module, nearest first (``config.settings.local``: ``config.settings``, ``config``).
+        Celery's Django guide imports the app in the project package's ``__init__``."""
+        if self.CELERY_APP:
+            return [self.CELERY_APP]
+        # override_settings hides the module's name from settings: the environment has it too.
+        module = django_settings.SETTINGS_MODULE or os.environ.get(ENVIRONMENT_VARIABLE, "")
+        parts = module.split(".")[:-1]
+        return [".".join(parts[:n]) for n in range(len(parts), 0, -1)]
 
     @property
     def TIMEOUT(self) -> float:
@@ -108,20 +117,50 @@ class Settings:
         url = self._get("RABBITMQ_MANAGEMENT_URL")
         return str(url) if url else None
 
-    def celery_app(self) -> Any:
-        """Import the configured Celery app (raises ImportError if it cannot)."""
-        return import_string(self.CELERY_APP)
-
 
 app_settings = Settings()
+
+
+def find_celery_app() -> Any:
+    """The project's Celery app, found as ``celery -A`` finds one (``celery.app.utils.find_app``:
+    the attribute named, else ``app``, ``celery``, a ``celery`` submodule, or any Celery app the
+    module holds), at each of ``celery_app_names()`` in turn. Raises ``LookupError`` that says
+    where it looked and what each place held."""
+    from celery import Celery
+    from celery.app.utils import find_app
+
+    tried = []
+    for name in app_settings.celery_app_names():
+        try:
+            found = find_app(name)
+        except Exception as exc:  # the project's own module: any error in it is possible
+            tried.append(f"{name} ({_why(exc)})")
+            continue
+        if isinstance(found, Celery):
+            return found
+        tried.append(f"{name} (a {type(found).__name__}, not a Celery app)")
+    raise LookupError(
+        "tried " + ("; ".join(tried) or "nothing: DJANGO_SETTINGS_MODULE names no package")
+    )
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, AttributeError):
+        return "no Celery app in it"
+    if isinstance(exc, ImportError):
+        return str(exc)
+    return repr(exc)
 
 
 def load_app() -> Any:
     """The configured Celery app, or a configuration error that says how to fix it."""
     try:
-        return app_settings.celery_app()
-    except Exception as exc:  # the user's module: any error in it is a configuration error
-        raise ConfigurationError(
-            f"cannot import the Celery app {app_settings.CELERY_APP!r} ({exc}); "
-            "set TASKMASTER['CELERY_APP'] to its dotted path, e.g. 'project.celery.app'"
-        ) from None
+        return find_celery_app()
+    except LookupError as exc:
+        raise ConfigurationError(f"cannot find the Celery app; {exc}. {APP_HINT}") from None
+
+
+APP_HINT = (
+    "Set TASKMASTER['CELERY_APP'] to your Celery app as `celery -A` names it, e.g. "
+    "'config.celery_app' or 'proj.celery:app'"
+)

@@ -62,9 +62,12 @@ def name_connections(sender: Any = None, **_: Any) -> None:
     options = dict(app.conf.broker_transport_options or {})
     name = connection_name(hostname)
     with app.connection_for_write() as conn:  # no connection is opened: the transport's kind
-        driver = conn.transport.driver_type
+        driver, channel = conn.transport.driver_type, getattr(conn.transport, "Channel", None)
     if driver == "redis":
-        options.setdefault("client_name", name)  # kombu >= 5.6; older kombu ignores it
+        if "client_name" in getattr(channel, "from_transport_options", ()):  # kombu >= 5.6
+            options.setdefault("client_name", name)
+        elif "client_name" not in options:
+            _name_redis_connections(channel, name)
     elif driver == "amqp":
         properties = dict(options.get("client_properties") or {})
         properties.setdefault("connection_name", name)
@@ -72,6 +75,24 @@ def name_connections(sender: Any = None, **_: Any) -> None:
     else:
         return
     app.conf.broker_transport_options = options
+
+
+def _name_redis_connections(channel: Any, name: str) -> None:
+    """kombu before 5.6 has no ``client_name`` option: in this worker process, its Redis
+    channels open connections of a class that names itself (redis-py's ``client_name``)."""
+    for attribute in ("connection_class", "connection_class_ssl"):
+        base = getattr(channel, attribute, None)
+        if base is not None:
+            setattr(channel, attribute, _named(base, name))
+
+
+def _named(base: type, name: str) -> type:
+    class Named(base):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("client_name", name)
+            super().__init__(*args, **kwargs)
+
+    return Named
 
 
 @dataclass

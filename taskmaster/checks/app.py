@@ -13,14 +13,13 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from celery import Celery
 from django.apps import AppConfig
 from django.core.checks import CheckMessage, Error, Warning, register
 from django.db import router
 from django.db.models import Count, Max
 
 from taskmaster.checks.settings import check_settings
-from taskmaster.conf import app_settings
+from taskmaster.conf import APP_HINT, app_settings, find_celery_app
 from taskmaster.gate.registry import Classification, Registry, RegistryNotReady, build_registry
 from taskmaster.models import RecordedBlocker
 
@@ -28,15 +27,10 @@ from taskmaster.models import RecordedBlocker
 def app_and_registry() -> tuple[Any, Registry | None, list[CheckMessage]]:
     """The Celery app and its registry, or the error that says why they cannot be had."""
     try:
-        app = app_settings.celery_app()
-        problem = None if isinstance(app, Celery) else f"a {type(app).__name__}, not a Celery app"
-    except Exception as exc:  # the module itself may raise anything while it is imported
-        problem = str(exc) if isinstance(exc, ImportError) else repr(exc)
-    if problem is not None:
+        app = find_celery_app()
+    except LookupError as exc:
         error = Error(
-            f"Cannot import the Celery app {app_settings.CELERY_APP!r}: {problem}.",
-            hint="Set TASKMASTER['CELERY_APP'] to the dotted path of your Celery app.",
-            id="taskmaster.E001",
+            f"Cannot find the Celery app; {exc}.", hint=f"{APP_HINT}.", id="taskmaster.E001"
         )
         return None, None, [error]
     try:

@@ -99,7 +99,7 @@ def load_registry(app: Any) -> Registry:
         return build_registry(app, short_limit=float(app_settings.SHORT_TASK_LIMIT))
     except Exception as exc:  # a task module that fails to import: the user's code, say so
         raise ConfigurationError(
-            f"cannot load the tasks of the Celery app {app_settings.CELERY_APP!r}: {exc!r}"
+            f"cannot load the tasks of the Celery app {app.main!r}: {exc!r}"
         ) from None
 
 
@@ -110,20 +110,28 @@ def time_limit(registry: Registry, name: str) -> float | None:
 
 
 def task_info(app: Any, task: Any, *, short_limit: float) -> TaskInfo:
-    # A bound task's attributes already carry the app's defaults (task_acks_late, ...).
+    """What the worker will do with this task, as its own options, then ``task_annotations``,
+    then the app's settings decide. A bound task carries its annotations and, on every
+    Celery, ``task_acks_late`` and ``task_reject_on_worker_lost``; the global time limits are
+    bound onto it by Celery 5.7 only (``Task.from_config``), but every worker enforces them
+    (its pool's default timeouts), so they are read from the settings where the task has none."""
     acks_late = bool(task.acks_late)
-    time_limit = _seconds(task.time_limit)
+    time_limit = _seconds(_own_or(task.time_limit, app.conf.task_time_limit))
     return TaskInfo(
         name=task.name,
         acks_late=acks_late,
         reject_on_worker_lost=bool(task.reject_on_worker_lost),
         time_limit=time_limit,
-        soft_time_limit=_seconds(task.soft_time_limit),
+        soft_time_limit=_seconds(_own_or(task.soft_time_limit, app.conf.task_soft_time_limit)),
         queue=_queue_of(app, task.name),
         classification=classify(
             acks_late=acks_late, time_limit=time_limit, short_limit=short_limit
         ),
     )
+
+
+def _own_or(value: Any, default: Any) -> Any:
+    return value if value is not None else default
 
 
 def _seconds(value: Any) -> float | None:

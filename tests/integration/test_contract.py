@@ -231,8 +231,9 @@ def test_a_celery_app_that_cannot_be_imported_is_exit_2(lab: Lab) -> None:
 
     assert result.code == 2, result.text
     assert result.report()["error"] == (
-        "cannot import the Celery app 'nowhere.celery.app' (No module named 'nowhere'); set "
-        "TASKMASTER['CELERY_APP'] to its dotted path, e.g. 'project.celery.app'"
+        "cannot find the Celery app; tried nowhere.celery.app (No module named 'nowhere'). Set "
+        "TASKMASTER['CELERY_APP'] to your Celery app as `celery -A` names it, e.g. "
+        "'config.celery_app' or 'proj.celery:app'"
     )
 
 

@@ -18,6 +18,7 @@ import project.tasks  # noqa: F401  (its shared tasks join every Celery app made
 from taskmaster.checks.app import check_tasks
 from taskmaster.checks.broker import check_broker_settings
 from taskmaster.checks.settings import check_settings
+from taskmaster.conf import find_celery_app
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORT = "project.tasks.generate_report"
@@ -356,7 +357,9 @@ def test_an_unimportable_app_is_an_error() -> None:
         messages = check_tasks()
 
     assert ids(messages) == ["taskmaster.E001"]
-    assert messages[0].msg.startswith("Cannot import the Celery app 'nowhere.celery.app': ")
+    assert messages[0].msg == (
+        "Cannot find the Celery app; tried nowhere.celery.app (No module named 'nowhere')."
+    )
     assert "TASKMASTER['CELERY_APP']" in messages[0].hint
 
 
@@ -474,3 +477,65 @@ def test_check_reports_a_settings_mistake_in_a_real_process(tmp_path: Path) -> N
     assert result.returncode == 1, result.stdout + result.stderr
     assert "(taskmaster.E003) TASKMASTER['TIMEOUT'] must be a number" in result.stderr
     assert "taskmaster.E001" not in result.stderr  # settings first, then the app
+
+
+# -- finding the Celery app as Celery's Django guide lays a project out --------------------
+
+
+def layout(modules: Path, package: str, init: str, app_module: str, app_name: str = "app") -> None:
+    """A project package whose __init__ imports its Celery app, and split settings."""
+    (modules / package / "settings").mkdir(parents=True)
+    (modules / package / "__init__.py").write_text(init)
+    (modules / package / app_module).write_text(
+        f"from celery import Celery\n{app_name} = Celery({package!r}, set_as_current=False)\n"
+    )
+    (modules / package / "settings" / "__init__.py").write_text("")
+    (modules / package / "settings" / "local.py").write_text("")
+
+
+def test_the_app_is_found_above_split_settings_as_celerys_django_guide_has_it(
+    modules: Path,
+) -> None:
+    init = "from .celery_app import app as celery_app\n__all__ = ('celery_app',)\n"
+    layout(modules, "tm_config", init, "celery_app.py")
+
+    with taskmaster(CELERY_APP=None), override_settings(SETTINGS_MODULE="tm_config.settings.local"):
+        app = find_celery_app()
+
+    assert app.main == "tm_config"
+
+
+def test_the_classic_layout_proj_celery_app_is_found_too(modules: Path) -> None:
+    layout(modules, "tm_classic", "", "celery.py")
+
+    with taskmaster(CELERY_APP=None), override_settings(SETTINGS_MODULE="tm_classic.settings"):
+        assert find_celery_app().main == "tm_classic"
+
+
+@pytest.mark.parametrize("spelling", ["tm_spelled.worker:celery", "tm_spelled.worker.celery"])
+def test_the_setting_takes_celerys_own_spellings(modules: Path, spelling: str) -> None:
+    (modules / "tm_spelled").mkdir()
+    (modules / "tm_spelled" / "__init__.py").write_text("")
+    (modules / "tm_spelled" / "worker.py").write_text(
+        "from celery import Celery\ncelery = Celery('tm_spelled', set_as_current=False)\n"
+    )
+
+    with taskmaster(CELERY_APP=spelling):
+        assert find_celery_app().main == "tm_spelled"
+        assert "taskmaster.E001" not in ids(check_tasks())
+
+
+def test_no_app_above_the_settings_says_every_place_it_looked(modules: Path) -> None:
+    (modules / "tm_empty" / "settings").mkdir(parents=True)
+    (modules / "tm_empty" / "__init__.py").write_text("")
+    (modules / "tm_empty" / "settings" / "__init__.py").write_text("")
+
+    with taskmaster(CELERY_APP=None), override_settings(SETTINGS_MODULE="tm_empty.settings.local"):
+        messages = check_tasks()
+
+    assert ids(messages) == ["taskmaster.E001"]
+    assert messages[0].msg == (
+        "Cannot find the Celery app; tried tm_empty.settings (no Celery app in it); tm_empty "
+        "(no Celery app in it)."
+    )
+    assert "'config.celery_app'" in messages[0].hint

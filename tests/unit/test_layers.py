@@ -14,7 +14,7 @@ PACKAGE = Path(taskmaster.__file__).parent
 # Bottom to top. A module may import the layers below its own, and its own package.
 LAYERS = [
     {"taskmaster", "taskmaster.exits", "taskmaster.humanize", "taskmaster.tasks"},
-    {"taskmaster.conf"},
+    {"taskmaster.conf", "taskmaster.cli"},
     {"taskmaster.gate"},
     {"taskmaster.cluster", "taskmaster.models", "taskmaster.output"},
     {"taskmaster.checks"},

@@ -92,3 +92,25 @@ def test_demo_project_has_one_task_of_each_kind() -> None:
         "project.tasks.resize_images": "interruptible",
         "project.tasks.send_receipt": "short",
     }
+
+
+def test_the_registry_reads_what_the_worker_enforces_on_every_celery() -> None:
+    # The task's own options, then task_annotations, then the settings: Celery 5.5 and 5.6
+    # do not bind task_time_limit onto a task, but their workers enforce it all the same.
+    app = make_app(
+        task_time_limit=45,
+        task_soft_time_limit=40,
+        task_reject_on_worker_lost=True,
+        task_annotations={"t.opt_out": {"time_limit": 20}},
+    )
+    registry = build_registry(app, short_limit=60)
+
+    plain, bounded, opt_out = registry["t.plain"], registry["t.bounded"], registry["t.opt_out"]
+    assert (plain.time_limit, plain.soft_time_limit, plain.reject_on_worker_lost) == (
+        45.0,
+        40.0,
+        True,
+    )
+    assert (bounded.time_limit, bounded.soft_time_limit) == (30.0, 20.0)  # its own win
+    assert opt_out.time_limit == 20.0  # the annotation wins over the setting
+    assert str(plain.classification) == "short"  # bounded by the global limit
