@@ -55,29 +55,33 @@ chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
 		|| echo "chromium could not be installed: the browser test will say so"
 
-# The suite on the other supported Django versions, each in a virtualenv of its own, with the
-# same services as `make test`. Left to .venv: the soak, and the README followed from a fresh
-# clone (it builds a .venv of its own, so it would test the same thing again).
+# The suite on the other supported Django and Celery versions, each pair in a virtualenv of its
+# own, with the same services as `make test`; .venv has the newest (Django 5.2, Celery 5.7).
+# Each Django and each Celery the project claims runs the whole suite once: the two vary
+# apart (Celery's differences are the worker's and the registry's, not Django's), so three
+# runs cover them where every pair would take six. Left to .venv: the soak, and the README
+# followed from a fresh clone (it builds a .venv of its own, so it would test the same thing).
 compat: compat-django42 compat-django60
 
 COMPAT_TESTS := -m "not soak and not readme and not recipes"
 
-# Django 4.2 LTS on this machine's python3.
+# Django 4.2 LTS and Celery 5.5, the oldest of each, on this machine's python3.
 .venv-dj42/.installed: $(INSTALL_DEPS)
 	$(PYTHON) -m venv .venv-dj42
 	.venv-dj42/bin/pip install --quiet --upgrade pip
-	.venv-dj42/bin/pip install --quiet "django>=4.2,<5" -e ".[dev,docs]"
+	.venv-dj42/bin/pip install --quiet "django>=4.2,<5" "celery>=5.5,<5.6" -e ".[dev,docs]"
 	touch $@
 
 compat-django42: .venv-dj42/.installed chromium
 	.venv-dj42/bin/pytest $(PARALLEL) $(COMPAT_TESTS) $(ARGS)
 
-# Django 6.0 needs Python >= 3.12: .ci/python313 builds CPython 3.13 from Debian's source
-# package once per machine (cached in /var/cache/taskmaster-ci) and prints its path.
+# Django 6.0 and Celery 5.6. Django 6.0 needs Python >= 3.12: .ci/python313 builds CPython 3.13
+# from Debian's source package once per machine (cached in /var/cache/taskmaster-ci) and
+# prints its path.
 .venv-dj60/.installed: $(INSTALL_DEPS) .ci/python313
 	PY=$$(.ci/python313) && "$$PY" -m venv .venv-dj60
 	.venv-dj60/bin/pip install --quiet --upgrade pip
-	.venv-dj60/bin/pip install --quiet "django>=6.0,<6.1" -e ".[dev,docs]"
+	.venv-dj60/bin/pip install --quiet "django>=6.0,<6.1" "celery>=5.6,<5.7" -e ".[dev,docs]"
 	touch $@
 
 compat-django60: .venv-dj60/.installed chromium

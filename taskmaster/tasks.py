@@ -22,6 +22,7 @@ but silent. The name dies with the process.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -206,9 +207,20 @@ def _consume_again(consumer: Any, lease: Lease, why: str) -> None:
             again.append(selected.name)
     if again:
         cset.consume()
-    logger.warning(
-        "taskmaster: the drain lease of gate run #%s %s; consuming again from %s",
-        lease.run,
-        why,
-        ", ".join(sorted(again)) or "nothing (already consuming)",
-    )
+    # A lease that ran out means its gate vanished or the deploy never came: worth a warning.
+    # A release is somebody's resume: news only when it gave something back.
+    if again:
+        level = logging.WARNING if why == "ran out" else logging.INFO
+        logger.log(
+            level,
+            "taskmaster: the drain lease of gate run #%s %s; consuming again from %s",
+            lease.run,
+            why,
+            ", ".join(sorted(again)),
+        )
+    else:
+        logger.info(
+            "taskmaster: the drain lease of gate run #%s %s; its queues were consumed already",
+            lease.run,
+            why,
+        )

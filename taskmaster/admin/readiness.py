@@ -24,7 +24,6 @@ from taskmaster.admin import actions, launches
 from taskmaster.admin.changelist import ReadOnlyAdmin
 from taskmaster.conf import app_settings
 from taskmaster.exits import ConfigurationError
-from taskmaster.humanize import plural
 from taskmaster.models import DeployReadiness, GateRun
 from taskmaster.readiness.looks import budget, looks
 from taskmaster.readiness.page import current_drain, drain_state, headline, totals, worker_rows
@@ -96,7 +95,7 @@ class DeployReadinessAdmin(ReadOnlyAdmin, ModelAdmin):
             "workers": worker_rows(look, seen.missing, with_args=app_settings.SHOW_TASK_ARGS)
             if look is not None
             else [],
-            "totals": [plural(n, kind) for kind, n in totals(look.outcome)] if look else [],
+            "totals": [f"{n:,} {kind}" for kind, n in totals(look.outcome)] if look else [],
             "drain": drain,
             "drain_detail": open_run.describe_open() if open_run else "",
             "latest": latest,

@@ -36,8 +36,11 @@ NOT_FOUND, LOCKED = 404, 405  # AMQP reply codes of a passive declare
 
 
 class ConsumerCounter(Protocol):
-    def count(self, connection: Any, queues: Iterable[str], asked: Iterable[str]) -> BrokerCount:
-        """Count the consumers of ``queues``; say which of the workers ``asked`` are alive."""
+    def count(
+        self, connection: Any, queues: Iterable[str], asked: Iterable[str], heard: Iterable[str]
+    ) -> BrokerCount:
+        """Count the consumers of ``queues``; say which workers are alive at the broker, of
+        those ``asked`` about and those it finds, but for those ``heard`` (they answered)."""
 
 
 def broker_counter(app: Any) -> ConsumerCounter:
@@ -59,7 +62,9 @@ class NoCount:
     def __init__(self, why: str) -> None:
         self.why = why
 
-    def count(self, connection: Any, queues: Iterable[str], asked: Iterable[str]) -> BrokerCount:
+    def count(
+        self, connection: Any, queues: Iterable[str], asked: Iterable[str], heard: Iterable[str]
+    ) -> BrokerCount:
         return BrokerCount(method="", note=self.why)
 
 
@@ -74,7 +79,9 @@ class RabbitMQCounter:
         self.management = management
         self.failed: tuple[float, str] | None = None  # when the management API last failed, why
 
-    def count(self, connection: Any, queues: Iterable[str], asked: Iterable[str]) -> BrokerCount:
+    def count(
+        self, connection: Any, queues: Iterable[str], asked: Iterable[str], heard: Iterable[str]
+    ) -> BrokerCount:
         method, note, listing = "passive declares", "", None
         if self.management is not None:
             try:
@@ -82,9 +89,10 @@ class RabbitMQCounter:
                 method = "passive declares and the management API"
             except ManagementError as exc:  # the count stands without names
                 note = f"{exc}: the gate names only the workers it knows"
-        counted = set(queues)
-        if listing is not None:  # every queue with a consumer, not only those the gate knows
+        counted, names = set(queues), set(asked)
+        if listing is not None:  # every queue with a consumer, every worker's control queue
             counted |= {c.queue for c in listing.consumers if not is_control_queue(c.queue)}
+            names |= {w for q in listing.queues if (w := self._worker(q)) is not None}
         declares = _PassiveDeclares(connection)
         try:
             consumers: dict[str, int] = {}
@@ -94,21 +102,29 @@ class RabbitMQCounter:
                     consumers[queue] = count
                 else:  # refused (a permission): said, not taken for "nobody"
                     note = "; ".join(filter(None, [note, f"cannot count {queue} ({code})"]))
-            if listing is not None:
-                alive, unnamed = self._named(listing, self._names)
-                absent = frozenset(set(asked) - set(alive))
-            else:
-                alive, unnamed = {}, ()
-                # A control queue is exclusive: a passive declare is refused while its
-                # worker's connection lives, and finds nothing once it has closed.
-                answers = {w: declares.code(w + self.suffix) for w in sorted(set(asked))}
-                for worker, code in answers.items():
-                    if code == LOCKED:
-                        alive[worker] = LiveWorker(worker, "its control queue is held open")
-                absent = frozenset(w for w, code in answers.items() if code == NOT_FOUND)
+            # A worker's control queue lives as long as its connection (exclusive since Celery
+            # 5.6, auto-deleted before): a passive declare is refused as locked, or counts
+            # its consumer, while the worker lives, and finds nothing once it has gone.
+            alive: dict[str, LiveWorker] = {}
+            absent: set[str] = set()
+            for worker in sorted(names - set(heard)):
+                code, count = declares.declare(worker + self.suffix)
+                if code == LOCKED or (code == 200 and count):
+                    alive[worker] = LiveWorker(worker, "its control queue is held open")
+                elif code in (200, NOT_FOUND):
+                    absent.add(worker)
         finally:
             declares.close()
-        return BrokerCount(method, consumers, None, alive, unnamed, absent, note)
+        unnamed: tuple[UnnamedConsumer, ...] = ()
+        if listing is not None:
+            named, unnamed = self._named(listing, self._names)
+            for worker, live in named.items():
+                # What the listing adds: what each worker consumes, and from where; and the
+                # workers with remote control off, known by the name of their connection.
+                remote_control_off = worker not in absent and not live.listens
+                if worker in alive or remote_control_off:
+                    alive[worker] = live
+        return BrokerCount(method, consumers, None, alive, unnamed, frozenset(absent), note)
 
     def _listing(self, management: ManagementAPI) -> Listing:
         """The management API's listing; one that failed is not asked again for a minute, so
@@ -148,7 +164,7 @@ class RabbitMQCounter:
                 owner[c.connection] = worker
             elif not is_control_queue(c.queue):
                 consumed.setdefault(c.connection, set()).add(c.queue)
-        listens = {w for q in listing.exclusive_queues if (w := self._worker(q)) is not None}
+        listens = {w for q in listing.queues if (w := self._worker(q)) is not None}
         if set(consumed) - set(owner):
             for connection, given in names().items():
                 if (worker := worker_of(given)) is not None:
@@ -167,8 +183,6 @@ class RabbitMQCounter:
                 frozenset(queues),
                 listens=worker in listens,
             )
-        for worker in sorted(listens - set(alive)):  # its consumers not listed yet
-            alive[worker] = LiveWorker(worker, "its control queue is held open")
         unnamed = tuple(
             UnnamedConsumer(peers[connection], frozenset(queues))
             for connection, queues in sorted(consumed.items())
@@ -209,7 +223,9 @@ class RedisCounter:
     def __init__(self, app: Any) -> None:
         self.exchange = app.control.mailbox.exchange.name  # the control exchange (fanout)
 
-    def count(self, connection: Any, queues: Iterable[str], asked: Iterable[str]) -> BrokerCount:
+    def count(
+        self, connection: Any, queues: Iterable[str], asked: Iterable[str], heard: Iterable[str]
+    ) -> BrokerCount:
         channel = connection.default_channel
         # kombu's way to a plain command: a client of the channel's own pool, never the one
         # its BRPOP for replies waits on (a PUBLISH there would read the BRPOP's answer).

@@ -183,11 +183,13 @@ class Cluster:
         """Whether the broker keeps a count of consumers (not the filesystem transport)."""
         return not isinstance(self.counter, NoCount)
 
-    def count(self, queues: Iterable[str], asked: Iterable[str]) -> BrokerCount:
-        """Consumers of ``queues`` and which workers ``asked`` about are alive, as the broker
-        says, whoever answers remote control."""
+    def count(
+        self, queues: Iterable[str], asked: Iterable[str], heard: Iterable[str] = ()
+    ) -> BrokerCount:
+        """Consumers of ``queues`` and which workers are alive, as the broker says, whoever
+        answers remote control (``heard``: those that did, asked about no further)."""
         with self._broker_errors():
-            return self.counter.count(self._connection, queues, asked)
+            return self.counter.count(self._connection, queues, asked, heard)
 
     # -- drain and restore ------------------------------------------------------------
 
@@ -235,10 +237,11 @@ class Cluster:
         replies = self._broadcast("taskmaster_lease", workers, run=run, seconds=seconds, gate=gate)
         return {host for host, reply in replies if _ok(reply)}
 
-    def release(self, workers: Iterable[str], *, run: int | None) -> set[str]:
-        """End the lease of ``run`` now: each worker consumes its leased queues again."""
+    def release(self, workers: Iterable[str], *, run: int | None) -> dict[str, list[str]]:
+        """End the lease of ``run`` now: each worker consumes its leased queues again. Returns
+        the queues each worker that held it gave back."""
         replies = self._broadcast("taskmaster_release", workers, run=run)
-        return {host for host, reply in replies if _ok(reply)}
+        return {host: list(reply.get("queues", [])) for host, reply in replies if _ok(reply)}
 
     def leases(self, workers: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
         """The lease each worker holds ({} for none); workers without the module are left out."""

@@ -36,9 +36,9 @@ class Consumer:
 
 @dataclass(frozen=True)
 class Listing:
-    """One read of a virtual host: its exclusive queues and its consumers."""
+    """One read of a virtual host: its queues and its consumers."""
 
-    exclusive_queues: frozenset[str]
+    queues: frozenset[str]
     consumers: tuple[Consumer, ...]
 
 
@@ -60,22 +60,16 @@ class ManagementAPI:
     def listing(self) -> Listing:
         """The queues of the virtual host, and its consumers with their connections."""
         vhost = quote(self.vhost, safe="")
-        queues = self._get(f"/api/queues/{vhost}?columns=name,exclusive")
+        queues = self._get(f"/api/queues/{vhost}?columns=name")
         columns = "queue.name,channel_details.connection_name,channel_details.peer_host," + (
             "channel_details.peer_port"
         )
         consumers = tuple(
-            Consumer(
-                queue=str(c["queue"]["name"]),
-                connection=str(c["channel_details"]["connection_name"]),
-                peer=f"{c['channel_details']['peer_host']}:{c['channel_details']['peer_port']}",
-            )
+            consumer
             for c in self._get(f"/api/consumers/{vhost}?columns={columns}")
+            if (consumer := _consumer(c)) is not None
         )
-        return Listing(
-            exclusive_queues=frozenset(str(q["name"]) for q in queues if q.get("exclusive")),
-            consumers=consumers,
-        )
+        return Listing(frozenset(str(q["name"]) for q in queues if isinstance(q, dict)), consumers)
 
     def connection_names(self) -> dict[str, str]:
         """Each connection of the virtual host -> the name its client gave it, if any."""
@@ -87,13 +81,13 @@ class ManagementAPI:
                 names[str(c["name"])] = str(given)
         return names
 
-    def _get(self, path: str) -> Any:
+    def _get(self, path: str) -> list[dict[str, Any]]:
         request = urllib.request.Request(self._base + path, headers={"Accept": "application/json"})
         if self._auth:
             request.add_header("Authorization", self._auth)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return json.load(response)
+                answer = json.load(response)
         except urllib.error.HTTPError as exc:
             why = {401: "it refused the login", 404: f"no virtual host {self.vhost!r} there"}
             raise ManagementError(
@@ -104,3 +98,21 @@ class ManagementAPI:
             raise ManagementError(
                 f"the RabbitMQ management API at {self.label} cannot be read: {exc}"
             ) from None
+        if not isinstance(answer, list):
+            raise ManagementError(
+                f"the RabbitMQ management API at {self.label} did not list {path}"
+            )
+        return [item for item in answer if isinstance(item, dict)]
+
+
+def _consumer(entry: Any) -> Consumer | None:
+    """One consumer of the listing; None for one whose channel the API does not describe yet
+    (it gives ``[]`` for a consumer it has not collected the details of): it stays counted
+    by AMQP, unnamed."""
+    channel, queue = entry.get("channel_details"), entry.get("queue")
+    if not isinstance(channel, dict) or not isinstance(queue, dict):
+        return None
+    if not channel.get("connection_name") or not queue.get("name"):
+        return None
+    peer = f"{channel.get('peer_host', '?')}:{channel.get('peer_port', '?')}"
+    return Consumer(str(queue["name"]), str(channel["connection_name"]), peer)

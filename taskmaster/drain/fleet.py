@@ -9,15 +9,19 @@ stops answering is asked about by name, and one the broker says is gone drops ou
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from taskmaster.cluster.control import Cluster
 from taskmaster.drain import records
+from taskmaster.exits import BrokerUnavailable
 from taskmaster.gate.inspection import BrokerCount, is_control_queue, queue_names
 from taskmaster.gate.registry import Registry
-from taskmaster.gate.rules import Gate
-from taskmaster.gate.silent import Silence, silent_blockers
+from taskmaster.gate.rules import Gate, worker_blocker
+from taskmaster.gate.silent import SILENT, Silence, silent_blockers
 from taskmaster.humanize import some
+
+logger = logging.getLogger("taskmaster")
 
 
 def app_queues(app: Any, registry: Registry) -> set[str]:
@@ -69,8 +73,18 @@ class Fleet:
             self.unheard |= set(others) - set(answers)
         asked = (set(self.known) | set(others)) - set(heard)
         relevant = self.relevant(heard)
-        self.count = self.cluster.count(relevant, asked)
         self.heard = heard
+        try:
+            self.count = self.cluster.count(relevant, asked, heard)
+        except BrokerUnavailable:
+            raise  # the run reconnects
+        except Exception as exc:  # a bug, or an answer no broker should give: never "safe"
+            logger.exception("the broker's count failed")
+            why = f"the broker could not be asked who else is there ({exc!r})"
+            self.count = BrokerCount(method="", note=why)
+            self.silent = ("the broker's count",)
+            reason = f"{why}: a worker that cannot answer may be running a task"
+            return Silence((worker_blocker("the broker's count", SILENT, reason),), ())
         if not self.gate.scope.queues:  # the broker may know queues the gate did not
             relevant |= set(self.count.consumers)
         gone = self.count.absent & set(self.known)

@@ -33,9 +33,18 @@ def restore_consumers(
     operator knows it is gone for good).
     """
     workers = sorted(w for w, queues in snapshot.items() if queues and w not in skip)
-    cluster.release(sorted(w for w in snapshot if w not in skip), run=run)
+    released = cluster.release(sorted(w for w in snapshot if w not in skip), run=run)
+    for worker in sorted(w for w, queues in snapshot.items() if not queues and w not in skip):
+        # Drained already when the gate began (an earlier clear still held, a gate on
+        # another database): there is nothing of its own to put back.
+        given = ", ".join(released.get(worker, [])) or "nothing"
+        note(
+            f"{worker}: no queues recorded (drained already when the gate began); its lease "
+            f"gave back {given}"
+        )
     missing: dict[str, list[dict[str, Any]]] = {}
     unanswered: list[str] = workers
+    told: set[str] = set()  # each worker's restore is said once, however many tries it takes
     for attempt in range(RESTORE_ATTEMPTS + 1):
         current = cluster.queues(workers) if workers else {}
         unanswered = [w for w in workers if w not in current]
@@ -50,7 +59,9 @@ def restore_consumers(
         if attempt == RESTORE_ATTEMPTS:
             break
         for worker, declarations in sorted(missing.items()):
-            note(f"restoring {worker}: {', '.join(q['name'] for q in declarations)}")
+            if worker not in told:
+                told.add(worker)
+                note(f"restoring {worker}: {', '.join(q['name'] for q in declarations)}")
             for declaration in declarations:
                 cluster.add(worker, declaration)
         sleep(0.2 * (attempt + 1))

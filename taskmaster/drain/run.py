@@ -90,6 +90,7 @@ class Drain:
         self.claimed = set(first.queues)  # claimed with the run (records.open_run)
         self.fleet = fleet  # the broker's count beside the answers: who is silent
         self.said_of_broker = ""  # its last summary, said again only when it changes
+        self.gave_up = False  # --fail-fast gave up before the deadline
         self.hold = request.seconds("hold")
         self.redelivery = redelivery or {}
         self.forecast = Forecast(gate, fail_fast=request.fail_fast, redelivery=self.redelivery)
@@ -214,6 +215,7 @@ class Drain:
             for text in notes:
                 self.note(text)
             if give_up:
+                self.gave_up = True
                 return Decision(Verdict.BLOCKED, decision.blockers, 0)
         if decision.verdict == Verdict.CLEAR and not self.first_heard:
             self.clear_pending = True  # a clear waits for the last replies of the first discovery
@@ -358,7 +360,8 @@ class Drain:
             outcome.hold_until = self.hold_drain()
         else:
             if verdict == Verdict.BLOCKED:
-                self.note(f"deadline passed with {len(blockers):,} blocker(s): restoring consumers")
+                why = "gave up early (--fail-fast)" if self.gave_up else "deadline passed"
+                self.note(f"{why} with {len(blockers):,} blocker(s): restoring consumers")
             outcome.restore_problems = self.restore()
         return self.close(outcome)
 
@@ -454,7 +457,9 @@ class Drain:
 
     def note(self, text: str) -> None:
         self.notes.append(text)
-        logger.info("gate run #%s: %s", self.run.pk, text)
+        # Each step is the command's own output; the log keeps it for DEBUG, and the run's
+        # opening, verdict and restore at INFO (docs/usage.md, "Logging").
+        logger.debug("gate run #%s: %s", self.run.pk, text)
         self.tell(lambda observer: observer.note(text))
 
     def tell(self, message: Callable[[Observer], None]) -> None:

@@ -59,7 +59,8 @@ def silent_blockers(
         if scope.admits(worker, queues):
             reason = f"alive at the broker ({live.evidence}) but answers nothing {WHY}"
             blockers.append(worker_blocker(worker, SILENT, reason))
-            named[worker] = set(queues or ())
+            # Its queues unknown, it may stand for one consumer of each: it blocks anyway.
+            named[worker] = set(queues) if queues is not None else set(relevant)
         else:
             outside.append(worker)
             named[worker] = set(live.queues or ())

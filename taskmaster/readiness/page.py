@@ -190,13 +190,16 @@ def _seen(look: Look, fleet: list[str]) -> Headline:
         return Headline("safe", "Safe to deploy", "No worker answered: nothing runs.")
     tasks = [b for b in outcome.blockers if b.name]
     if not outcome.blockers:
-        held = Counter(t.classification for t in outcome.tasks)
-        running = ", ".join(f"{n:,} {kind}" for kind, n in sorted(held.items()))
+        # A task's kind (blocking, short…) is not a verdict: an ETA task of the blocking kind
+        # due after a gate's deadline blocks nothing now.
+        held = ", ".join(f"{n:,} {kind}" for kind, n in totals(outcome))
+        count = plural(len(outcome.tasks), "task")
+        verb = "blocks" if len(outcome.tasks) == 1 else "block"
         return Headline(
             "safe",
             "Safe to deploy",
             "No worker runs or holds a task that a stop would lose"
-            + (f" ({running} held)." if running else "."),
+            + (f": the {count} held {verb} nothing now (by kind: {held})." if held else "."),
         )
     parts = [plural(len(tasks), "task")] if tasks else []
     if silent:

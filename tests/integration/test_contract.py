@@ -445,7 +445,7 @@ def test_resume_run_n_says_what_it_restores(lab: Lab) -> None:
         f"{node} ({lab.queue}, {lab.queue}-x)"
     )
     assert result.out.splitlines()[-1] == (
-        "Every recorded worker consumes its queues again; drain closed."
+        "Drain closed: every worker consumes the queues it recorded again."
     )
     assert lab.active_queues() == before
     run.refresh_from_db()

@@ -192,7 +192,7 @@ def test_supervisor_recipe(lab: Lab, tmp_path: Path, supervisor: Supervised) -> 
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert "verdict: clear (exit 0)" in failed.stdout
     assert "deploy failed (exit 1): starting the workers" in failed.stderr
-    assert "Every recorded worker consumes its queues again; drain closed." in failed.stdout
+    assert "Drain closed: every worker consumes the queues it recorded again." in failed.stdout
     assert lab.active_queues(nodes) == consuming
     assert lab.leases(nodes) == {node: {} for node in nodes}
     assert GateRun.objects.get().restored_at is not None

@@ -21,7 +21,7 @@ LAYERS = [
     {"taskmaster.drain", "taskmaster.apps"},
     {"taskmaster.api"},
     {"taskmaster.readiness", "taskmaster.management"},
-    {"taskmaster.admin"},
+    {"taskmaster.admin", "taskmaster.templatetags"},
 ]
 
 

@@ -108,7 +108,22 @@ def test_nothing_a_stop_would_lose_is_safe_to_deploy() -> None:
 
     assert (line.tone, line.title) == ("safe", "Safe to deploy")
     assert line.detail == (
-        "No worker runs or holds a task that a stop would lose (1 interruptible held)."
+        "No worker runs or holds a task that a stop would lose: the 1 task held blocks nothing "
+        "now (by kind: 1 interruptible)."
+    )
+
+
+def test_a_far_off_eta_task_of_the_blocking_kind_is_said_apart_from_a_blocker() -> None:
+    # Its kind is blocking; due after any gate's deadline, it blocks nothing now.
+    later = task("app.report", "blocking", state="scheduled", runtime=None, blocks=False)
+    safe = seen(look([later, task("app.resize", "interruptible")]))
+
+    line = headline(safe, drain=None, fleet=[], now=NOW, budget=3)
+
+    assert (line.tone, line.title) == ("safe", "Safe to deploy")
+    assert line.detail == (
+        "No worker runs or holds a task that a stop would lose: the 2 tasks held block nothing "
+        "now (by kind: 1 blocking, 1 interruptible)."
     )
 
 

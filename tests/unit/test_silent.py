@@ -181,3 +181,11 @@ def test_no_count_means_no_silent_blocker_and_nothing_invented() -> None:
     count = BrokerCount("", note="the filesystem transport keeps no count of consumers")
 
     assert said(silence(count, {})) == []
+
+
+def test_a_named_silent_worker_whose_queues_are_unknown_is_not_said_twice() -> None:
+    # Never heard (no roster), named by its control queue: it blocks, and it may be the one
+    # consumer the broker counts, which then needs no blocker of its own.
+    count = rabbitmq({"celery": 1}, **{"solo@h": LiveWorker("solo@h", "control queue held")})
+
+    assert said(silence(count, {})) == [("solo@h", "silent")]

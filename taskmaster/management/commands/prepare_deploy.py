@@ -31,7 +31,9 @@ class Command(SafeCommand):
     help = (
         "Stop every Celery worker fetching new tasks, wait until none runs a task that a "
         "stop would lose, then clear the deploy (exit 0) or restore the consumers and list "
-        "the blockers (exit 1). Exit codes: docs/usage.md."
+        "the blockers (exit 1). Other exits: 2 a configuration error, 3 the broker out of "
+        "reach, 4 another drain open, 5 a restore incomplete, 6 the gate failed (consumers "
+        "restored), 128+N stopped by signal N. Nothing is touched on 2 to 4."
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:

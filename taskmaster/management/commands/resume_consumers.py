@@ -43,6 +43,6 @@ class Command(SafeCommand):
         if result.problems:
             self.stderr.write("The drain stays open; fix what is named and run this again.")
         elif result.restored:
-            self.stdout.write("Every recorded worker consumes its queues again; drain closed.")
+            self.stdout.write("Drain closed: every worker consumes the queues it recorded again.")
         if result.exit_code:
             sys.exit(result.exit_code)
