@@ -51,6 +51,11 @@ __all__ = [
 
 logger = logging.getLogger("taskmaster")
 
+LISTENING = (
+    "discovery was still listening when this look was taken (a broker slow to answer): a "
+    "worker that answers later is not in it"
+)
+
 
 def prepare_deploy(request: GateRequest, observer: Observer, stop: StopRequest) -> Outcome:
     """Run one gate (or a dry run) and say how it ended; never raises for a gate's troubles."""
@@ -72,7 +77,11 @@ def prepare_deploy(request: GateRequest, observer: Observer, stop: StopRequest) 
 
 
 def _gate(app: Any, request: GateRequest, observer: Observer, stop: StopRequest) -> Outcome:
+    began = time.time()  # the deadline counts from here, whatever discovery takes
     reply_timeout = float(app_settings.REPLY_TIMEOUT)
+    # A broadcast ends a reply timeout after its last reply, and an empty one is tried
+    # twice: past this, discovery is stuck (a broker under load), and what it heard is used.
+    listening = 3 * reply_timeout + 1.0
     cluster = Cluster(app, reply_timeout=reply_timeout)
     broker = broker_label(app)
     with Discovering(app, reply_timeout=reply_timeout) as discovering, cluster.connected():
@@ -83,17 +92,19 @@ def _gate(app: Any, request: GateRequest, observer: Observer, stop: StopRequest)
             with database_errors(touched=False):
                 sync_registry(registry)
         known = _roster(dry_run=request.dry_run)
-        first = unique(discovering.result() if request.dry_run else discovering.settled())
+        first = unique(
+            discovering.result(timeout=listening) if request.dry_run else discovering.settled()
+        )
         gate = Gate(
             registry,
-            started_at=time.time(),
+            started_at=began,
             timeout=request.seconds("timeout"),
             interval=request.seconds("interval"),
             scope=request.scope,
         )
         in_scope = gate.newcomers(first.queues)
         if not in_scope and not request.allow_no_workers:
-            first = unique(discovering.result())  # a late reply may still be in scope
+            first = unique(discovering.result(timeout=listening))  # a late reply may be in scope
             in_scope = gate.newcomers(first.queues)
         if stop.signum:  # nothing touched yet: nothing to restore
             return _interrupted(request, gate, broker, stop.signum)
@@ -110,7 +121,8 @@ def _gate(app: Any, request: GateRequest, observer: Observer, stop: StopRequest)
             if not in_scope and not request.allow_no_workers and not silent:
                 _refuse_no_worker(broker, gate, first)
             if request.dry_run:
-                return look_once(cluster, gate, in_scope, request, broker, fleet, first)
+                late = not discovering.done.is_set()
+                return look_once(cluster, gate, in_scope, request, broker, fleet, first, late=late)
             run = records.open_run(
                 timeout=gate.timeout,
                 interval=gate.interval,
@@ -173,8 +185,11 @@ def look_once(
     broker: str,
     fleet: Fleet,
     first: Discovery,
+    *,
+    late: bool = False,
 ) -> Outcome:
-    """The dry run: what would block a gate now, without cancelling anything."""
+    """The dry run: what would block a gate now, without cancelling anything. ``late``: the
+    discovery was still listening when the look was taken."""
     gate.admit(in_scope)
     drained = [w for w, queues in in_scope.items() if not queues]
     gate.leased = set(cluster.leases(drained)) if drained else set()
@@ -196,7 +211,7 @@ def look_once(
         out_of_scope=sorted(gate.out_of_scope),
         redelivery=redelivery(cluster.app),
         broker_count=fleet.as_json(),
-        notes=[] if workers else [NO_WORKER],
+        notes=([] if workers else [NO_WORKER]) + ([LISTENING] if late else []),
     )
 
 

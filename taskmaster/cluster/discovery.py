@@ -79,11 +79,10 @@ class Discovering:
                     break
         return self._so_far()
 
-    def result(self) -> Discovery:
-        """Every worker that answered the whole broadcast (raises what stopped it)."""
-        self.done.wait()
-        if self.error is not None:
-            raise self.error
+    def result(self, timeout: float | None = None) -> Discovery:
+        """Every worker that answered the whole broadcast (raises what stopped it); with a
+        ``timeout``, the workers heard by then if it is still listening (``done`` not set)."""
+        self.done.wait(timeout)
         return self._so_far()
 
     def _so_far(self) -> Discovery:

@@ -30,10 +30,14 @@ class EventWatch:
         self._thread = threading.Thread(target=self._run, name="taskmaster-events", daemon=True)
 
     def __enter__(self) -> EventWatch:
+        # kombu says "Connected to …" at INFO each time the receiver connects: the gate's own
+        # listening is not news on a project's console (docs/usage.md, "Logging").
+        logging.getLogger("kombu.mixins").addFilter(_quiet_connect)
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        logging.getLogger("kombu.mixins").removeFilter(_quiet_connect)
         self._stopped.set()
         if self._receiver is not None:
             self._receiver.should_stop = True
@@ -71,3 +75,7 @@ class EventWatch:
             self.offline.discard(hostname)
         elif kind in self.ENDINGS:
             self.activity.set()
+
+
+def _quiet_connect(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Connected to")

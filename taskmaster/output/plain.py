@@ -7,14 +7,17 @@ blocker table draws them (``blockers.py``). ``--json`` output is ``Outcome.as_js
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import IO, Any
 
 from taskmaster.exits import ExitCode
-from taskmaster.gate.outcome import Outcome
+from taskmaster.gate.inspection import TASK_STATES
+from taskmaster.gate.outcome import Outcome, TaskReport
 from taskmaster.gate.rules import Blocker, Decision, Gate, Verdict
-from taskmaster.humanize import clock, duration
-from taskmaster.output.blockers import blocker_table, counted, picture
+from taskmaster.humanize import clock, duration, some
+from taskmaster.output.blockers import SCREENFUL, blocker_table, counted, picture
 from taskmaster.output.streams import SafeStream, safe
 
 NEXT_STEP = {
@@ -70,6 +73,8 @@ def verdict_lines(outcome: Outcome, *, with_args: bool) -> list[str]:
     if outcome.broker_count:
         lines.append(f"broker: {outcome.broker_count['summary']}")
     lines += [f"blocker: {line}" for line in blocker_lines(outcome.blockers, with_args=with_args)]
+    if outcome.dry_run:  # a look at the fleet: every task it holds, blocking or not
+        lines += [f"held: {line}" for line in held_lines(outcome.tasks)]
     lines += [f"not restored: {p}" for p in outcome.restore_problems or []]
     if outcome.hold_until:
         lines.append(f"drain held until {clock(outcome.hold_until)} by the workers' lease")
@@ -82,6 +87,32 @@ def verdict_lines(outcome: Outcome, *, with_args: bool) -> list[str]:
         lines.append(f"Nothing to drain: no worker{scope} answered. Deploy whenever you like.")
     elif outcome.failure is None or outcome.exit_code == ExitCode.GATE_FAILED:
         lines += next_steps(outcome)
+    return lines
+
+
+def held_lines(tasks: Sequence[TaskReport]) -> list[str]:
+    """Every task the workers hold, by name: how many in which states, on which workers, of
+    which kind, and whether they block a deploy (a kind is not a verdict)."""
+    by_name: dict[str, list[TaskReport]] = {}
+    for task in tasks:
+        by_name.setdefault(task.name, []).append(task)
+    lines = []
+    for name, held in sorted(by_name.items(), key=lambda item: (-len(item[1]), item[0])):
+        counts = Counter(t.state for t in held)
+        states = ", ".join(f"{counts[s]:,} {s}" for s in TASK_STATES if counts[s])
+        workers = some(sorted({t.worker for t in held}), 3)
+        blocking = sum(t.blocks for t in held)
+        verdict = (
+            "blocks a deploy"
+            if blocking == len(held)
+            else (f"{blocking:,} block a deploy" if blocking else "blocks nothing")
+        )
+        lines.append(f"{name}: {states} on {workers} ({held[0].classification}): {verdict}")
+    if len(lines) > SCREENFUL:
+        lines = [
+            *lines[:SCREENFUL],
+            f"… and {len(lines) - SCREENFUL:,} more task name(s): --json lists every task",
+        ]
     return lines
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import os
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from taskmaster.cluster.rabbitmq import ManagementAPI
 from taskmaster.models import Worker as KnownWorker
 from tests.conftest import REQUIRE_SERVICES
 from tests.support.lab import Lab, Result, Worker, wait_for
@@ -43,6 +45,13 @@ def with_management() -> dict[str, Any]:
         pytest.skip(message)
     settings = {"CELERY_APP": "project.celery.app", "RABBITMQ_MANAGEMENT_URL": MANAGEMENT_URL}
     return {"env": {"TEST_TASKMASTER": json.dumps(settings)}}
+
+
+def listed_consumer(lab: Lab) -> bool:
+    """Whether the management API lists a consumer of the lab's queue yet (the solo's)."""
+    vhost = unquote(urlsplit(lab.broker_url).path[1:]) or "/"
+    listing = ManagementAPI(MANAGEMENT_URL, vhost).listing()
+    return any(c.queue == lab.queue for c in listing.consumers)
 
 
 def busy_solo(lab: Lab, name: str = "solo", seconds: float = 120) -> Worker:
@@ -139,6 +148,8 @@ def test_prestop_drain_of_a_pod_whose_worker_is_gone_clears_beside_a_busy_named_
 ) -> None:
     busy_solo(lab)
     extra = {} if lab.kind == "redis" else with_management()  # type: ignore[attr-defined]
+    if extra:  # the API lists a new consumer a few seconds late (its statistics are collected)
+        wait_for(lambda: listed_consumer(lab), timeout=30)
 
     result = gate(
         lab, *FAST, "--timeout", "4", "--worker", "gone-*@lab",

@@ -162,6 +162,7 @@ class Lab:
         app: str = "project",
         django: bool = True,
         wait: bool = True,
+        cwd: Path = ROOT,
     ) -> Worker:
         """Start ``celery worker``; ``queues=[]`` consumes the settings' task_queues (no -Q)."""
         node = f"{name}-{self.tag}@lab"
@@ -178,7 +179,7 @@ class Lab:
         with log.open("wb") as out:
             process = subprocess.Popen(
                 args,
-                cwd=ROOT,
+                cwd=cwd,
                 env=self.env_for(settings=settings, without_django=not django),
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -252,10 +253,11 @@ class Lab:
         broker_url: str | None = None,
         settings: str | None = None,
         env: dict[str, str] | None = None,
+        cwd: Path = ROOT,
     ) -> Result:
         proc = subprocess.run(
             [sys.executable, "manage.py", *args],
-            cwd=ROOT,
+            cwd=cwd,
             env=self.env_for(settings=settings, broker_url=broker_url, extra=env),
             capture_output=True,
             text=True,

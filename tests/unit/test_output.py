@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from jsonschema import ValidationError
 
-from taskmaster.gate.outcome import Outcome
+from taskmaster.gate.outcome import Outcome, TaskReport
 from taskmaster.gate.rules import Blocker, Decision, Gate, Verdict
 from taskmaster.output.blockers import SCREENFUL, worst_first
 from taskmaster.output.ci import annotation_lines, step_outputs, summary_markdown
-from taskmaster.output.plain import PlainLines, blocker_lines
+from taskmaster.output.plain import PlainLines, blocker_lines, verdict_lines
 from tests.support.lab import valid_report
 
 NOW = 1_700_000_000.0
@@ -207,3 +207,26 @@ def test_with_tasks_and_a_silent_worker_both_next_steps_are_said() -> None:
 def _finished(report: PlainLines, result: Outcome) -> str:
     report.finish(result)
     return report.stream.getvalue()  # type: ignore[attr-defined]
+
+
+def test_a_dry_run_lists_every_task_held_and_tells_a_kind_from_a_verdict() -> None:
+    tasks = [
+        TaskReport("t1", "app.report", "w1@a", "active", "blocking", 12.0, True),
+        TaskReport("t2", "app.report", "w1@a", "reserved", "blocking", None, True),
+        TaskReport("t3", "app.export", "w2@a", "scheduled", "blocking", None, False),
+        TaskReport("t4", "app.resize", "w1@a", "active", "interruptible", 3.0, False),
+    ]
+    dry = outcome(
+        (blocker("app.report", "active", n=1), blocker("app.report", "reserved", n=2)),
+        dry_run=True,
+        tasks=tasks,
+        restore_problems=None,
+    )
+
+    held = [line for line in verdict_lines(dry, with_args=False) if line.startswith("held: ")]
+
+    assert held == [
+        "held: app.report: 1 active, 1 reserved on w1@a (blocking): blocks a deploy",
+        "held: app.export: 1 scheduled on w2@a (blocking): blocks nothing",
+        "held: app.resize: 1 active on w1@a (interruptible): blocks nothing",
+    ]
