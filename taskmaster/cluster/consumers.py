@@ -13,7 +13,7 @@ answers nothing. The broker still sees each of them:
 - Redis cannot count the consumers of a list, but every worker with remote control on
   subscribes to the control exchange's topic: a PUBLISH there returns how many connections
   heard it (an empty message, which kombu's workers skip). Workers that run
-  ``taskmaster.tasks`` name their connections (``CLIENT SETNAME``, kombu >= 5.6), and
+  ``taskmaster.tasks`` name their connections (``CLIENT SETNAME``), and
   ``CLIENT LIST`` shows them, busy or not, remote control or not.
 - The filesystem transport keeps no count at all.
 
