@@ -1,9 +1,10 @@
 """Worker side: taskmaster's own remote-control commands, the drain lease.
 
-A worker loads this module like any ``tasks.py``: Celery's Django layout
-(``app.autodiscover_tasks()``) finds it in ``INSTALLED_APPS``, and a plain Celery app names it
-(``include=["taskmaster.tasks"]``). It imports Celery only, never Django, so it runs in any
-worker.
+Every ``celery worker`` started where Taskmaster is installed loads this module: Celery's CLI
+loads ``taskmaster.cli`` (an entry point), which imports it. A worker loads it as a ``tasks.py``
+too: Celery's Django layout (``app.autodiscover_tasks()``) finds it in ``INSTALLED_APPS``, and a
+plain Celery app may name it (``include=["taskmaster.tasks"]``). It imports Celery only, never
+Django, so it runs in any worker.
 
 While a gate drains a worker, the worker holds a **lease**: it remembers the queues it consumed
 before the drain, and when the lease runs out without a renewal (the gate was SIGKILLed, its
@@ -32,7 +33,10 @@ from celery.utils.log import get_logger
 from celery.worker import control
 from celery.worker.control import control_command, inspect_command
 
-logger = get_logger(__name__)
+# Under Celery's own logger, so the lease's news is in the worker's log whatever imported this
+# module first: Celery's CLI loads it (taskmaster.cli) before Django configures logging, and a
+# project's "taskmaster" logger (often propagate=False, for the gate's side) is not the worker's.
+logger = get_logger("celery.worker.taskmaster")
 
 # Where a worker keeps its lease: on its Consumer, which outlives broker reconnections (and
 # keeps the drained queues deselected through them) but not a restart of the worker.

@@ -12,6 +12,15 @@ from taskmaster.gate.inspection import Queues, queue_names
 
 RESTORE_ATTEMPTS = 5
 
+# A worker without taskmaster.tasks is restored by Celery's add_consumer, which before Celery
+# 5.7 does not select a queue the worker knows already: it consumes it until its next broker
+# reconnect, and then no more (tests/integration/test_restore_reconnect.py).
+FORGETS = (
+    " (by add_consumer: it has no taskmaster.tasks, and on Celery before 5.7 it forgets these "
+    "queues at its next broker reconnect, celery/celery#7733: restart it, or install Taskmaster "
+    "where it runs)"
+)
+
 
 def restore_consumers(
     cluster: Cluster,
@@ -61,7 +70,8 @@ def restore_consumers(
         for worker, declarations in sorted(missing.items()):
             if worker not in told:
                 told.add(worker)
-                note(f"restoring {worker}: {', '.join(q['name'] for q in declarations)}")
+                names = ", ".join(q["name"] for q in declarations)
+                note(f"restoring {worker}: {names}" + ("" if worker in released else FORGETS))
             for declaration in declarations:
                 cluster.add(worker, declaration)
         sleep(0.2 * (attempt + 1))

@@ -106,9 +106,7 @@ def test_a_blocked_verdict_releases_the_lease(lab: Lab) -> None:
 
 def test_a_worker_without_taskmaster_tasks_is_drained_without_a_lease(lab: Lab) -> None:
     modern = lab.start_worker("w1")
-    old = lab.start_worker(
-        "w2", queues=[f"{lab.queue}-old"], settings="tests.support.old_worker_settings"
-    )
+    old = lab.start_worker("w2", queues=[f"{lab.queue}-old"], old_image=True)
     before = lab.active_queues()
     lab.send("generate_report", 60)
     lab.wait_active(modern.name)

@@ -163,13 +163,18 @@ class Lab:
         django: bool = True,
         wait: bool = True,
         cwd: Path = ROOT,
+        old_image: bool = False,
     ) -> Worker:
-        """Start ``celery worker``; ``queues=[]`` consumes the settings' task_queues (no -Q)."""
+        """Start ``celery worker``; ``queues=[]`` consumes the settings' task_queues (no -Q).
+        ``old_image``: as in an image without Taskmaster installed (``old_image.py``)."""
         node = f"{name}-{self.tag}@lab"
         log = self.var_dir / f"{name}-{len(self.workers)}.log"
         queues = [self.queue] if queues is None else queues
+        if old_image:
+            settings = "tests.support.old_worker_settings"
+        module = "tests.support.old_image" if old_image else "celery"
         args = [
-            sys.executable, "-m", "celery", "-A", app, "worker",
+            sys.executable, "-m", module, "-A", app, "worker",
             "-n", node, "-c", str(concurrency), "-P", pool,
             "--prefetch-multiplier", str(prefetch),
             "--without-mingle", "--without-gossip", "-l", "info",

@@ -1,7 +1,8 @@
 """Worker settings of an older image: the project without taskmaster installed.
 
-``app.autodiscover_tasks()`` then never imports ``taskmaster.tasks``: these workers answer
-the lease commands with an error, and the gate drains them without a lease.
+``app.autodiscover_tasks()`` then never imports ``taskmaster.tasks``, nor does Celery's CLI
+(``old_image.py``): these workers answer the lease commands with an error, and the gate drains
+them without a lease. ``Lab.start_worker(old_image=True)`` starts one.
 """
 
 from project.settings import *  # noqa: F403
