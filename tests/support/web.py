@@ -10,9 +10,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.contrib.auth.models import Permission
+from django.test import override_settings
 
 from taskmaster.admin import launches
-from taskmaster.conf import load_app
 from taskmaster.readiness.looks import looks
 from tests.conftest import database_url
 from tests.support.lab import Lab
@@ -26,19 +26,22 @@ def site_on(lab: Lab, broker_url: str | None = None, **env: str) -> Iterator[Non
     """Point this process's Celery app at ``broker_url`` (the lab's), and give the gates the
     page starts the same broker and the test database, plus ``env``.
 
-    Celery reads ``CELERY_BROKER_URL`` from the environment before its configuration, so
-    the variable is the one switch, for this process and for the gates it starts.
+    This process reads the broker from Django's settings (overridden here); the gates it
+    starts read ``CELERY_BROKER_URL`` from the environment, before any configuration.
     """
-    app = load_app()
-    before = (app.conf.broker_url, app.conf.broker_transport, app.conf.broker_transport_options)
-    saved = dict(os.environ)
-    app.conf.broker_url = broker_url or lab.broker_url
-    # A transport named in the settings wins over the URL's scheme (kombu): take the lab's.
+    url = broker_url or lab.broker_url
     ours = broker_url in (None, lab.broker_url)
-    app.conf.broker_transport = lab.app.conf.broker_transport if ours else None
-    app.conf.broker_transport_options = lab.app.conf.broker_transport_options if ours else {}
+    # Celery reads the project's settings through Django's (namespace CELERY): change them
+    # there. A change in app.conf is not enough on Celery 5.5, which looks up
+    # CELERY_BROKER_TRANSPORT (the demo's filesystem transport) before it.
+    broker = override_settings(
+        CELERY_BROKER_URL=url,
+        CELERY_BROKER_TRANSPORT=lab.app.conf.broker_transport if ours else None,
+        CELERY_BROKER_TRANSPORT_OPTIONS=lab.app.conf.broker_transport_options if ours else {},
+    )
+    saved = dict(os.environ)
     os.environ.update(
-        CELERY_BROKER_URL=broker_url or lab.broker_url,
+        CELERY_BROKER_URL=url,
         DATABASE_URL=database_url(),
         TASKMASTER_VAR_DIR=str(lab.var_dir),
         **env,
@@ -46,12 +49,12 @@ def site_on(lab: Lab, broker_url: str | None = None, **env: str) -> Iterator[Non
     looks.forget()
     launches.forget()
     try:
-        yield
+        with broker:
+            yield
     finally:
         stop_gates()
         os.environ.clear()
         os.environ.update(saved)
-        app.conf.broker_url, app.conf.broker_transport, app.conf.broker_transport_options = before
         looks.forget()
         launches.forget()
 
