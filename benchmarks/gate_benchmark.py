@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 DATABASE = "postgres://postgres@127.0.0.1:5432/taskmaster_bench"
 BROKERS = {
     "rabbitmq": "amqp://guest:guest@127.0.0.1:5672/taskmaster_bench",
-    "redis": "redis://127.0.0.1:6379/14",
+    "redis": "redis://127.0.0.1:6379/0",  # a database is claimed in setup(), as the tests do
 }
 os.environ.update(DATABASE_URL=DATABASE, DJANGO_SETTINGS_MODULE="tests.support.settings", TZ="UTC")
 time.tzset()
@@ -67,6 +67,7 @@ from taskmaster.drain.stop import StopRequest  # noqa: E402
 from taskmaster.gate.registry import load_registry  # noqa: E402
 from taskmaster.gate.rules import Decision, Gate, Verdict  # noqa: E402
 from tests.support.lab import Lab, wait_for  # noqa: E402
+from tests.support.run import claim_redis_db  # noqa: E402
 
 SUCCEEDED = re.compile(
     r"^\[(?P<at>[\d-]+ [\d:,]+): INFO/\S+\] Task \S+\[(?P<id>[\w-]+)\] succeeded"
@@ -101,6 +102,7 @@ def machine() -> dict[str, Any]:
 
 
 def setup() -> None:
+    BROKERS["redis"] = claim_redis_db(BROKERS["redis"], "benchmark")  # given back at exit
     vhost = "taskmaster_bench"
     subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], capture_output=True)
     subprocess.run(

@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.support.lab import BROKERS, XDIST, Lab
+from tests.support.lab import BROKERS, REDIS_URL, Lab
+from tests.support.run import claim_redis_db, give_back
 
 # In CI every service-backed test is required: a missing service fails, never skips.
 REQUIRE_SERVICES = bool(os.environ.get("CI"))
@@ -36,18 +37,30 @@ def require(kind: str) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def own_vhost() -> None:
-    """Under pytest -n, this process's RabbitMQ vhost (tests/support/lab.py names it) must exist."""
+def own_brokers() -> Iterator[None]:
+    """This process's own RabbitMQ vhost and Redis database (tests/support/run.py), for the
+    session, then deleted and given back."""
     vhost = urlsplit(BROKERS["rabbitmq"]).path.removeprefix("/")
-    if not XDIST or not reachable(BROKERS["rabbitmq"]):
-        return
-    for command in (
-        ["rabbitmqctl", "-q", "add_vhost", vhost],
-        ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
-    ):
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode and "already exists" not in done.stderr:
-            pytest.fail(f"cannot create the RabbitMQ vhost {vhost!r}: {done.stderr.strip()}")
+    rabbitmq = reachable(BROKERS["rabbitmq"])
+    if rabbitmq:
+        for command in (
+            ["rabbitmqctl", "-q", "add_vhost", vhost],
+            ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+        ):
+            done = subprocess.run(command, capture_output=True, text=True)
+            if done.returncode and "already exists" not in done.stderr:
+                pytest.fail(f"cannot create the RabbitMQ vhost {vhost!r}: {done.stderr.strip()}")
+    if reachable(REDIS_URL):
+        try:
+            BROKERS["redis"] = claim_redis_db(REDIS_URL, "suite")
+        except RuntimeError as exc:
+            pytest.fail(str(exc))
+    try:
+        yield
+    finally:
+        give_back()
+        if rabbitmq:
+            subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True)
 
 
 def database_url() -> str:

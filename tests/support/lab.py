@@ -17,7 +17,6 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from celery import Celery
 from jsonschema import Draft202012Validator
@@ -25,21 +24,16 @@ from kombu import Connection
 from kombu.utils.url import maybe_sanitize_url
 
 from project.settings import FILESYSTEM_TRANSPORT, filesystem_transport_options
+from tests.support.run import vhost_url
 
 ROOT = Path(__file__).resolve().parents[2]
-# A gate drains every worker of its broker's vhost (or Redis database), so tests that run at
-# the same time (pytest -n, with pytest-xdist) each get one of their own: worker gwN of the
-# session uses the vhost "<base>-gwN" (conftest.py creates it) and the Redis database 11 + N.
-XDIST = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ... under pytest -n
-_N = int(XDIST.removeprefix("gw") or 0)
-RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
-if XDIST:
-    _vhost = urlsplit(RABBITMQ_URL).path.removeprefix("/") or "taskmaster"
-    RABBITMQ_URL = urlunsplit(urlsplit(RABBITMQ_URL)._replace(path=f"/{_vhost}-{XDIST}"))
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
-if XDIST:
-    _db = int(urlsplit(REDIS_URL).path.removeprefix("/") or 0) + _N
-    REDIS_URL = urlunsplit(urlsplit(REDIS_URL)._replace(path=f"/{_db}"))
+# A gate drains every worker of its broker's vhost (or Redis database), so each process of each
+# run gets one of its own (run.py): the vhost is named here (conftest.py creates it), the Redis
+# database claimed at the session's start (conftest.py puts it in BROKERS).
+RABBITMQ_URL = vhost_url(
+    os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/taskmaster")
+)
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")  # a database: claimed
 BROKERS = {"rabbitmq": RABBITMQ_URL, "redis": REDIS_URL, "filesystem": "filesystem://"}
 
 

@@ -27,9 +27,8 @@ broker's consumer count per queue).
 Knobs (environment): ``SOAK_CYCLES`` (default 50), ``SOAK_SEED`` (default: random, printed),
 ``SOAK_FIGURES`` (a path: the figures are written there as JSON). The seed fixes the
 schedule (faults, their timing, deadlines, the task mix), not the cluster's own timing.
-How long it takes: docs/reliability.md has the measured run. A gate drains every worker of
-its broker's vhost: next to other lab tests running at the same time, give the soak a vhost
-(``TEST_RABBITMQ_URL``) and a database (``DATABASE_URL``) of its own.
+How long it takes: docs/reliability.md has the measured run. Like every test, it runs on a
+vhost, a Redis database and a PostgreSQL database of its run's own (tests/support/run.py).
 """
 
 from __future__ import annotations
@@ -47,7 +46,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -55,7 +53,7 @@ from celery import Celery
 
 from taskmaster.models import GateRun
 from tests.conftest import require
-from tests.support.lab import REDIS_URL, Lab, Result, Worker, finish
+from tests.support.lab import BROKERS, Lab, Result, Worker, finish
 from tests.support.proxy import Proxy
 
 pytestmark = [pytest.mark.soak, pytest.mark.timeout(1500)]
@@ -71,9 +69,6 @@ DRAIN_BOUND = 150.0  # seconds for the workers to finish every task once the pro
 # A paused worker cannot answer, so a clear verdict must come from a poll that started
 # before the pause; one poll (ping's full reply timeout + the inspections) is under this.
 PAUSE_RACE = 3.0
-
-# The soak's ledger: the lab's Redis server, a database its Redis broker (db 11) does not use.
-LEDGER_URL = urlunsplit(urlsplit(REDIS_URL)._replace(path="/12"))
 
 
 def soak_seed() -> int:
@@ -96,12 +91,15 @@ def duration(kind: str, rng: random.Random) -> float:
 class Producer(threading.Thread):
     """Sends a steady mix of tasks for the whole soak and remembers every id it sent."""
 
-    def __init__(self, broker_url: str, queues: list[str], prefix: str, seed: int) -> None:
+    def __init__(
+        self, broker_url: str, queues: list[str], ledger_url: str, prefix: str, seed: int
+    ) -> None:
         super().__init__(name="soak-producer", daemon=True)
         # Its own app and connection: the test thread's remote control calls use lab.app,
         # and a gate's broker URL may point at the proxy; the producer always goes direct.
         self.app = Celery("soak-producer", broker=broker_url, set_as_current=False)
         self.queues = queues
+        self.ledger_url = ledger_url
         self.prefix = prefix
         self.rng = random.Random(seed)
         self.sent: dict[str, str] = {}  # task id -> kind
@@ -115,7 +113,7 @@ class Producer(threading.Thread):
             kind = self.rng.choices(kinds, weights)[0]
             # The first queue is everyone's, the second is one worker's only.
             queue = self.queues[1] if self.rng.random() < 0.2 else self.queues[0]
-            args = (LEDGER_URL, self.prefix, duration(kind, self.rng))
+            args = (self.ledger_url, self.prefix, duration(kind, self.rng))
             try:
                 result = self.app.send_task(
                     f"tests.support.soak_tasks.{kind}", args=args, queue=queue
@@ -511,7 +509,8 @@ def test_soak_gate_cycles_lose_no_task(
 
     started = time.monotonic()
     lab.settings = "tests.support.soak_settings"
-    client = redis.Redis.from_url(LEDGER_URL)
+    # The ledger: in the suite's own Redis database (conftest.py), under this test's tag.
+    client = redis.Redis.from_url(BROKERS["redis"])
     ledger = Ledger(client, f"soak:{lab.tag}")
     ledger.clear()
     soak = Soak(lab, rng, seed, tmp_path / "soak.log", direct_url=lab.broker_url)
@@ -519,7 +518,7 @@ def test_soak_gate_cycles_lose_no_task(
     queues = [lab.queue, f"{lab.queue}-bulk"]
     soak.start_workers()
     soak.proxy = Proxy(lab.broker_url)
-    producer = Producer(lab.broker_url, queues, ledger.prefix, seed + 1)
+    producer = Producer(lab.broker_url, queues, BROKERS["redis"], ledger.prefix, seed + 1)
     producer.start()
     sent: dict[str, str] = {}
     drain_seconds = 0.0
