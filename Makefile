@@ -7,7 +7,7 @@ ARGS ?=
 # An install is redone when the metadata or the version it reads changes.
 INSTALL_DEPS := pyproject.toml taskmaster/__init__.py
 
-.PHONY: gate test soak benchmark compat compat-django42 compat-django60 lint worker docs newcomer chromium
+.PHONY: gate test soak benchmark compat compat-django42 compat-django60 lint worker docs newcomer chromium snapshots
 
 $(BIN)/.installed: $(INSTALL_DEPS)
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,14 @@ newcomer: $(BIN)/.installed
 
 soak: $(BIN)/.installed
 	$(BIN)/pytest -m soak $(ARGS)
+
+# The worker replies the unit tests of the gate's rules read, recorded again from a real worker
+# on RabbitMQ with each supported Celery (tests/support/record_snapshots.py): run it when a
+# Celery release changes what workers answer, and read the diff.
+snapshots: $(BIN)/.installed .venv-dj42/.installed .venv-dj60/.installed
+	$(BIN)/python -m tests.support.record_snapshots
+	.venv-dj42/bin/python -m tests.support.record_snapshots
+	.venv-dj60/bin/python -m tests.support.record_snapshots
 
 # The gate against the naive way, on real brokers and workers (docs/performance.md): about
 # half an hour; ARGS=--quick for a taste. Not a test: it asserts nothing and keeps the figures.

@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +97,7 @@ def machine() -> dict[str, Any]:
         "celery": celery.__version__,
         "rabbitmq": rabbit.strip(),
         "redis": redis.split()[2].removeprefix("v=") if redis else "?",
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
     }
 
 
@@ -185,7 +185,7 @@ def succeeded_at(log: str, task_id: str) -> float | None:
         match = SUCCEEDED.match(line)
         if match and match["id"] == task_id:
             at = datetime.strptime(match["at"], "%Y-%m-%d %H:%M:%S,%f")
-            return at.replace(tzinfo=timezone.utc).timestamp()
+            return at.replace(tzinfo=UTC).timestamp()
     return None
 
 

@@ -4,7 +4,7 @@ command's lines, its notes, the admin pages, the readiness page. Pure functions.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from django.utils import timezone as django_timezone
 
@@ -25,7 +25,7 @@ def duration(seconds: float | None) -> str:
 def clock(moment: datetime | float) -> str:
     """A moment as the time of day in the project's time zone, with the zone's name."""
     if not isinstance(moment, datetime):
-        moment = datetime.fromtimestamp(moment, timezone.utc)
+        moment = datetime.fromtimestamp(moment, UTC)
     local = django_timezone.localtime(moment)
     return f"{local:%H:%M:%S} {local.tzname()}"
 

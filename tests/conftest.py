@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
 
 from tests.support.lab import BROKERS, REDIS_URL, Lab
-from tests.support.run import claim_redis_db, give_back
+from tests.support.run import claim_redis_db, create_vhost, delete_vhost, give_back
 
 # In CI every service-backed test is required: a missing service fails, never skips.
 REQUIRE_SERVICES = bool(os.environ.get("CI"))
@@ -40,16 +39,12 @@ def require(kind: str) -> None:
 def own_brokers() -> Iterator[None]:
     """This process's own RabbitMQ vhost and Redis database (tests/support/run.py), for the
     session, then deleted and given back."""
-    vhost = urlsplit(BROKERS["rabbitmq"]).path.removeprefix("/")
     rabbitmq = reachable(BROKERS["rabbitmq"])
     if rabbitmq:
-        for command in (
-            ["rabbitmqctl", "-q", "add_vhost", vhost],
-            ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
-        ):
-            done = subprocess.run(command, capture_output=True, text=True)
-            if done.returncode and "already exists" not in done.stderr:
-                pytest.fail(f"cannot create the RabbitMQ vhost {vhost!r}: {done.stderr.strip()}")
+        try:
+            create_vhost(BROKERS["rabbitmq"])
+        except RuntimeError as exc:
+            pytest.fail(str(exc))
     if reachable(REDIS_URL):
         try:
             BROKERS["redis"] = claim_redis_db(REDIS_URL, "suite")
@@ -60,7 +55,7 @@ def own_brokers() -> Iterator[None]:
     finally:
         give_back()
         if rabbitmq:
-            subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True)
+            delete_vhost(BROKERS["rabbitmq"])
 
 
 def database_url() -> str:

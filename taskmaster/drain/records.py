@@ -15,7 +15,7 @@ import socket
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import DatabaseError, IntegrityError, transaction
@@ -64,7 +64,7 @@ def remember_workers(queues: Queues) -> None:
     none); a worker already known is written again only when something changed, or once
     an hour, so a discovery every interval costs one query.
     """
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     rows = {w.hostname: w for w in Worker.objects.filter(hostname__in=list(queues))}
     new: list[Worker] = []
     changed: list[Worker] = []
@@ -89,7 +89,7 @@ def remember_workers(queues: Queues) -> None:
 def forget_workers(hostnames: Iterable[str]) -> None:
     """The broker says these workers are gone: no gate asks about them until one hears them."""
     Worker.objects.filter(hostname__in=list(hostnames), absent_since__isnull=True).update(
-        absent_since=datetime.now(timezone.utc)
+        absent_since=datetime.now(UTC)
     )
 
 
@@ -271,7 +271,7 @@ def mark_restored(
     run: GateRun, problems: list[str], *, requested: tuple[str, str] = ("", "")
 ) -> None:
     """After ``resume_consumers``: close the drain if everything is back."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with transaction.atomic():
         run.restore_problems = problems
         run.resumed_by, run.resumed_from = requested[0][:150], requested[1][:100]

@@ -14,7 +14,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from django.db import DatabaseError
@@ -396,7 +396,7 @@ class Drain:
     def close(self, outcome: Outcome) -> Outcome:
         """Record the verdict; a database that fails now undoes a clear (never unrecorded)."""
         outcome.workers = worker_reports(self.gate)
-        outcome.finished_at = datetime.now(timezone.utc)
+        outcome.finished_at = datetime.now(UTC)
         try:
             self.blockers.close(outcome.blockers)
             records.close_run(self.run, outcome)
@@ -477,4 +477,4 @@ def _who(gate: Gate) -> str:
 
 
 def utc(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, timezone.utc)
+    return datetime.fromtimestamp(timestamp, UTC)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from taskmaster.exits import ExitCode, GateError, signal_exit
@@ -85,14 +85,14 @@ class Outcome:
     signum: int | None = None  # the stop signal, for an interrupted gate
     failure: GateError | None = None  # what ended the gate, for an error
     notes: list[str] = field(default_factory=list)
-    finished_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    finished_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     hold_until: datetime | None = None  # after a clear: until when the lease holds the drain
 
     @classmethod
     def failed(cls, failure: GateError, *, dry_run: bool = False) -> Outcome:
         """An error before the gate knew its timings or its broker (they are filled in if
         it gets that far)."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         return cls(
             Verdict.ERROR,
             now,
@@ -106,7 +106,7 @@ class Outcome:
     @classmethod
     def of(cls, gate: Gate, verdict: Verdict, *, hold: float, broker: str, **given: Any) -> Outcome:
         """How ``gate`` ended, with its times; ``given``: the other fields."""
-        started_at = datetime.fromtimestamp(gate.started_at, timezone.utc)
+        started_at = datetime.fromtimestamp(gate.started_at, UTC)
         return cls(verdict, started_at, gate.timeout, gate.interval, hold, broker, **given)
 
     @property

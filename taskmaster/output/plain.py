@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import IO, Any
 
 from taskmaster.exits import ExitCode
@@ -140,7 +140,7 @@ class PlainLines:
         self.last: tuple[Any, ...] | None = None
 
     def line(self, text: str, *, stream: SafeStream | None = None) -> None:
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         out = stream or self.stream
         out.write(f"{stamp} {text}\n")
         out.flush()

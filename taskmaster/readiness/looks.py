@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from django.db import connections
 
@@ -137,7 +137,7 @@ def _failed(exc: Exception) -> Look:
     now = time.time()
     outcome = Outcome(
         verdict=Verdict.ERROR,
-        started_at=datetime.fromtimestamp(now, timezone.utc),
+        started_at=datetime.fromtimestamp(now, UTC),
         timeout=0.0,
         interval=0.0,
         hold=0.0,

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from taskmaster.cluster.replies import ARGUMENTS_LIMIT
 from taskmaster.models import GateRun, RecordedBlocker
 from tests.conftest import ALL_BROKERS
 from tests.support.lab import Lab, finish, wait_for
@@ -240,13 +241,18 @@ def test_worker_that_stops_answering_blocks_and_restore_failure_exits_5(lab: Lab
 
 def test_show_args_shows_bounded_task_arguments(lab: Lab) -> None:
     w1 = lab.start_worker("w1")
-    lab.send("generate_report", 60, kwargs={"customer": "acme"})
+    customer = "acme-" + "x" * 5000  # an argument far longer than any line should carry
+    lab.send("generate_report", 60, kwargs={"customer": customer})
     lab.wait_active(w1.name)
 
-    result = lab.manage("prepare_deploy", *FAST, "--timeout", "2", "--show-args")
+    hidden = lab.manage("prepare_deploy", *FAST, "--timeout", "2", "--json")
+    shown = lab.manage("prepare_deploy", *FAST, "--timeout", "2", "--show-args", "--json")
 
-    assert result.code == 1, result.text
-    assert "acme" in result.out
+    assert (hidden.code, shown.code) == (1, 1), hidden.text + shown.text
+    assert "acme" not in hidden.text  # arguments may hold secrets: off unless asked for
+    (blocker,) = shown.report()["blockers"]
+    assert "acme-xxx" in blocker["args"] and len(blocker["args"]) <= ARGUMENTS_LIMIT * 2
+    assert "acme-xxx" in shown.err and "x" * 200 not in shown.text
 
 
 @pytest.mark.parametrize("lab", ["filesystem"], indirect=True)

@@ -4,7 +4,7 @@ however many blockers it recorded, the snapshot as a table, the report behind a 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -58,7 +58,7 @@ def test_a_task_seen_prefetched_then_running_is_one_blocker_with_its_states(
 ) -> None:
     run = closed_run(verdict="blocked", snapshot=SNAPSHOT)
     log = records.BlockerLog(run)
-    at = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
+    at = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
     log.record(
         [seen("t-1", "app.report", "reserved"), seen("t-2", "app.export", "scheduled")], at=at
     )
@@ -113,7 +113,7 @@ def test_the_snapshot_is_a_table_of_workers_and_queues_and_the_report_is_behind_
 def big_run() -> GateRun:
     """A run that gave up on a backlog: 5,000 blockers (16 running, the rest prefetched) of
     three task names on eight workers, and a report that lists every one of them."""
-    started = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
+    started = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
     blockers = [
         Blocker(
             f"task-{n:05d}",

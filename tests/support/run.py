@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import subprocess
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
@@ -36,6 +37,23 @@ def vhost_url(base: str) -> str:
     parts = urlsplit(base)
     name = parts.path.removeprefix("/") or "taskmaster"
     return urlunsplit(parts._replace(path=f"/{name}-{RUN}-{PROCESS}"))
+
+
+def create_vhost(url: str) -> None:
+    """Create the vhost of ``url`` (an AMQP URL) for the guest user; raises ``RuntimeError``."""
+    vhost = urlsplit(url).path.removeprefix("/")
+    for command in (
+        ["rabbitmqctl", "-q", "add_vhost", vhost],
+        ["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+    ):
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode and "already exists" not in done.stderr:
+            raise RuntimeError(f"cannot create the RabbitMQ vhost {vhost!r}: {done.stderr.strip()}")
+
+
+def delete_vhost(url: str) -> None:
+    vhost = urlsplit(url).path.removeprefix("/")
+    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True)
 
 
 def claim_redis_db(base: str, purpose: str) -> str:
@@ -63,6 +81,8 @@ _claimed: list[tuple[str, str, str]] = []
 @atexit.register  # and at the end of a session (conftest.py): pytest -n's processes may not
 def give_back() -> None:  # run atexit handlers
     """Give back every Redis database this process claimed."""
+    if not _claimed:
+        return
     import redis
 
     while _claimed:

@@ -148,28 +148,36 @@ def test_djangos_common_options_are_documented_once() -> None:
     assert common == in_docs, "docs/usage.md, Django's common options"
 
 
-@pytest.mark.parametrize("command", COMMANDS)
-def test_an_option_that_defaults_to_a_setting_documents_that_setting_and_its_default(
-    command: str,
-) -> None:
-    rows = table_rows(section(command_section(command), "### Options"))
-    for key, text in own_options(command).items():
-        for setting in SETTING.findall(text):
-            row = next(r for r in rows if set(key.split(" ")) & documented_flags([r]))
-            cells = " | ".join(row[1:])
-            assert setting in cells, f"docs/usage.md, {key}: name TASKMASTER[{setting!r}]"
-            assert str(DEFAULTS[setting]) in cells, f"docs/usage.md, {key}: its default"
+def options_with_a_setting() -> list[tuple[str, str, str]]:
+    """(command, option, setting) for every option whose default is a setting."""
+    return [
+        (command, key, setting)
+        for command in COMMANDS
+        for key, text in own_options(command).items()
+        for setting in SETTING.findall(text)
+    ]
 
 
-@pytest.mark.parametrize("command", COMMANDS)
-def test_the_help_shows_the_defaults_in_force(command: str) -> None:
-    for key, text in own_options(command).items():
-        for setting in SETTING.findall(text):
-            default = DEFAULTS[setting]
-            other = (not default) if isinstance(default, bool) else default + 7
-            with override_settings(TASKMASTER={setting: other}):
-                shown = own_options(command)[key]
-            assert f"now {other}" in shown, f"{command} {key} --help: {shown}"
+def test_an_option_that_defaults_to_a_setting_documents_that_setting_and_its_default() -> None:
+    found = options_with_a_setting()
+    assert found, "no option names its setting in --help: this test checks nothing"
+    for command, key, setting in found:
+        rows = table_rows(section(command_section(command), "### Options"))
+        row = next(r for r in rows if set(key.split(" ")) & documented_flags([r]))
+        cells = " | ".join(row[1:])
+        assert setting in cells, f"docs/usage.md, {command} {key}: name TASKMASTER[{setting!r}]"
+        assert str(DEFAULTS[setting]) in cells, f"docs/usage.md, {command} {key}: its default"
+
+
+def test_the_help_shows_the_defaults_in_force() -> None:
+    found = options_with_a_setting()
+    assert found, "no option names its setting in --help: this test checks nothing"
+    for command, key, setting in found:
+        default = DEFAULTS[setting]
+        other = (not default) if isinstance(default, bool) else default + 7
+        with override_settings(TASKMASTER={setting: other}):
+            shown = own_options(command)[key]
+        assert f"now {other}" in shown, f"{command} {key} --help: {shown}"
 
 
 def test_the_exit_codes_of_prepare_deploy_are_every_code_of_the_contract() -> None:

@@ -29,7 +29,8 @@ import pytest
 
 import taskmaster
 
-pytestmark = pytest.mark.newcomer
+# A virtualenv built from nothing: pip downloads and builds, minutes on a fresh machine.
+pytestmark = [pytest.mark.newcomer, pytest.mark.timeout(900)]
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTALL = 900  # seconds for a command that creates a virtualenv and installs into it

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,7 @@ def test_a_blocking_task_is_a_warning_that_names_it_and_says_how_to_fix_it() -> 
 def test_with_the_database_w001_says_which_tasks_blocked_deploys_and_names_them_first(
     modules: Path,
 ) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from taskmaster.models import GateRun, RecordedBlocker
 
@@ -74,7 +75,7 @@ def test_with_the_database_w001_says_which_tasks_blocked_deploys_and_names_them_
         "@app.task(name='app.zip', shared=False)\n"
         "def zip_(): pass\n"
     )
-    started = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
+    started = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
     for day, verdict in ((1, "blocked"), (2, "blocked"), (3, "clear")):
         run = GateRun.objects.create(verdict=verdict, is_open=False, timeout=600, interval=20)
         GateRun.objects.filter(pk=run.pk).update(started_at=started.replace(day=day + 17))

@@ -7,7 +7,7 @@ test_terminal.py.
 from __future__ import annotations
 
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -42,7 +42,7 @@ def backlog(names: int, per_name: int) -> tuple[Blocker, ...]:
 
 
 def outcome(blockers: tuple[Blocker, ...], **kw: Any) -> Outcome:
-    start = datetime.fromtimestamp(NOW, timezone.utc)
+    start = datetime.fromtimestamp(NOW, UTC)
     values: dict[str, Any] = {
         "verdict": Verdict.BLOCKED,
         "started_at": start,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 
 import pytest
@@ -19,7 +19,7 @@ from tests.support.factories import blocker
 
 pytestmark = pytest.mark.django_db
 
-NOW = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 REPORT = "project.tasks.generate_report"
 RECEIPT = "project.tasks.send_receipt"
 RESIZE = "project.tasks.resize_images"

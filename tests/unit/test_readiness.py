@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -31,7 +31,7 @@ from taskmaster.readiness.page import (
 from tests.support.factories import task_info
 
 NOW = 1_700_000_000.0
-AT = datetime.fromtimestamp(NOW, timezone.utc)
+AT = datetime.fromtimestamp(NOW, UTC)
 W1, W2 = "w1@host", "w2@host"
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,7 +13,7 @@ from taskmaster.drain.records import BlockerLog
 from taskmaster.gate.rules import Blocker
 from taskmaster.models import RECENT_WINDOW, GateRun, RecordedBlocker, Worker
 
-T0 = datetime(2026, 11, 21, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 
 
 def held(count: int) -> list[Blocker]:
@@ -96,6 +96,6 @@ def test_a_worker_the_broker_says_is_gone_leaves_the_roster_until_it_is_heard_ag
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_not_heard_for_a_month_is_no_longer_asked_about() -> None:
     records.remember_workers({"w1@a": declared("celery")})
-    Worker.objects.update(last_seen=datetime.now(timezone.utc) - RECENT_WINDOW - timedelta(1))
+    Worker.objects.update(last_seen=datetime.now(UTC) - RECENT_WINDOW - timedelta(1))
 
     assert Worker.objects.known().roster() == {}
