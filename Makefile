@@ -45,8 +45,10 @@ docs: $(BIN)/.installed
 newcomer: $(BIN)/.installed
 	$(BIN)/pytest -m newcomer $(ARGS)
 
+# A fixed seed, so a failure in CI replays here (SOAK_SEED=... make soak draws another).
+SOAK_SEED ?= 20261207
 soak: $(BIN)/.installed
-	$(BIN)/pytest -m soak $(ARGS)
+	SOAK_SEED=$(SOAK_SEED) $(BIN)/pytest -m soak $(ARGS)
 
 # The worker replies the unit tests of the gate's rules read, recorded again from a real worker
 # on RabbitMQ with each supported Celery (tests/support/record_snapshots.py): run it when a

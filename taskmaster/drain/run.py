@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -53,6 +53,18 @@ class Observer(Protocol):
     def note(self, text: str) -> None: ...
 
     def polled(self, gate: Gate, decision: Decision, now: float) -> None: ...
+
+
+def reconnect_delays(first: float = 1.0, most: float = 10.0) -> Iterator[float]:
+    """The pauses between two tries to reach a lost broker: 1, 2, 4, 8, then 10 s each.
+
+    A broker back after 5 s is found by the try at 1 + 2 + 4 = 7 s: a short outage costs
+    up to its own length again, a long one at most 10 s more (docs/reliability.md).
+    """
+    delay = first
+    while True:
+        yield delay
+        delay = min(delay * 2, most)
 
 
 class Drain:
@@ -130,7 +142,7 @@ class Drain:
 
     def reconnect(self) -> None:
         """Reconnect with backoff until the deadline (raises BrokerUnavailable after it)."""
-        delay = 1.0
+        delays = reconnect_delays()
         while not self.stop.signum:
             try:
                 self.cluster.reconnect(retries=0)
@@ -138,8 +150,7 @@ class Drain:
                 left = self.gate.deadline - self.clock()
                 if left <= 0:
                     raise
-                self.pause(min(delay, left))  # the last try falls on the deadline itself
-                delay = min(delay * 2, 10.0)
+                self.pause(min(next(delays), left))  # the last try falls on the deadline
             else:
                 self.note("broker back: verifying every worker's consumers")
                 return

@@ -24,9 +24,15 @@ from RabbitMQ (counted as redeliveries), so they must still reach ``done``. A re
 leaves a worker drained is caught after the cycle (``active_queues``) and at the end (the
 broker's consumer count per queue).
 
-Knobs (environment): ``SOAK_CYCLES`` (default 50), ``SOAK_SEED`` (default: random, printed),
-``SOAK_FIGURES`` (a path: the figures are written there as JSON). The seed fixes the
-schedule (faults, their timing, deadlines, the task mix), not the cluster's own timing.
+A soak proves nothing if nothing happened, so it also asserts that tasks were sent (every
+kind, without a send error) and that every kind of fault landed: a cycle whose fault missed
+(the gate reached its verdict first) does not count, and another cycle is run in its place,
+up to twice the cycles asked for.
+
+Knobs (environment): ``SOAK_CYCLES`` (default 50), ``SOAK_SEED`` (default: random, printed;
+``make soak`` fixes one, so CI replays), ``SOAK_FIGURES`` (a path: the figures are written
+there as JSON). The seed fixes the schedule (faults, their timing, deadlines, the task mix),
+not the cluster's own timing.
 How long it takes: docs/reliability.md has the measured run. Like every test, it runs on a
 vhost, a Redis database and a PostgreSQL database of its run's own (tests/support/run.py).
 """
@@ -523,8 +529,14 @@ def test_soak_gate_cycles_lose_no_task(
     sent: dict[str, str] = {}
     drain_seconds = 0.0
     try:
-        for n in range(1, CYCLES + 1):
-            soak.run_cycle(n, echo)
+        # A cycle whose fault missed is run again (a fresh draw), so the faults are counted
+        # in cycles where they landed; bounded, so a fault that never lands fails below.
+        counted = 0
+        for n in range(1, 2 * CYCLES + 1):
+            cycle = soak.run_cycle(n, echo)
+            counted += cycle.fault is None or cycle.injected
+            if counted == CYCLES:
+                break
         sent = producer.stop()
         drain_started = time.monotonic()
         drain_everything(lab, soak, ledger, sent, queues)
@@ -548,6 +560,7 @@ def test_soak_gate_cycles_lose_no_task(
     figures = {
         "seed": seed,
         "cycles": len(soak.cycles),
+        "cycles_counted": sum(c.fault is None or c.injected for c in soak.cycles),
         "faults_drawn": dict(Counter(c.fault or "none" for c in soak.cycles)),
         "faults_injected": dict(Counter(c.fault for c in soak.cycles if c.injected)),
         "outcomes": dict(Counter(c.outcome for c in soak.cycles)),
@@ -584,6 +597,12 @@ def test_soak_gate_cycles_lose_no_task(
         Path(path).write_text(json.dumps(detail, indent=2, default=lambda c: c.__dict__))
 
     where = f"seed {seed} (replay with SOAK_SEED={seed}); log {soak.log}"
+    assert not producer.errors, f"{where}: tasks not sent: {producer.errors[:5]}"
+    assert len(sent) >= CYCLES and set(sent.values()) == set(KINDS), f"{where}: sent {figures}"
+    landed = figures["faults_injected"]
+    assert set(landed) == set(FAULTS), f"{where}: faults that never landed: " + ", ".join(
+        sorted(set(FAULTS) - set(landed))
+    )
     assert not soak.anomalies, f"{where}: gate anomalies:\n" + json.dumps(soak.anomalies, indent=2)
     assert not lost, f"{where}: {len(lost)} task(s) sent and never executed: " + ", ".join(
         f"{t} ({sent[t]}, started {started_counts.get(t, 0)}x)" for t in lost[:20]
