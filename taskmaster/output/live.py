@@ -27,10 +27,17 @@ from taskmaster.output.streams import SafeStream, safe
 class LiveView:
     """A rich live view for a person at a terminal, and a verdict panel at the end."""
 
-    def __init__(self, stream: IO[str] | SafeStream, *, with_args: bool = False) -> None:
+    def __init__(
+        self, stream: IO[str] | SafeStream, *, with_args: bool = False, color: bool = True
+    ) -> None:
         # The raw stream, not Django's OutputWrapper: it adds a newline to every write, which
-        # leaves a line of each redraw in the scrollback.
-        self.console = Console(file=safe(stream), force_terminal=True)  # type: ignore[arg-type]
+        # leaves a line of each redraw in the scrollback. Without colour (--no-color), bold
+        # and the layout stay: they are not colour.
+        self.console = Console(
+            file=safe(stream),  # type: ignore[arg-type]
+            force_terminal=True,
+            no_color=not color,
+        )
         self.with_args = with_args
         self.live = Live(
             Text("discovering workers…"), console=self.console, auto_refresh=False, transient=True

@@ -218,9 +218,12 @@ def test_worker_killed_mid_drain_is_reported_with_its_tasks(lab: Lab) -> None:
 
 def test_solo_worker_busy_with_a_task_is_an_unresponsive_blocker(lab: Lab) -> None:
     w1 = lab.start_worker("w1", pool="solo", concurrency=1)
-    task_id = lab.send("generate_report", 25, countdown=3)  # starts once the gate has begun
+    task_id = lab.send("generate_report", 25, countdown=10)  # held by w1 until its ETA
 
-    result = lab.manage("prepare_deploy", *FAST, "--timeout", "7", "--json")
+    gate = lab.start_gate(*FAST, "--timeout", "16", "--json")
+    # Drained: the gate has heard w1, before the task started (a busy solo answers nothing).
+    wait_for(lambda: drained(lab, w1.name))
+    result = finish(gate)
 
     assert result.code == 5, result.text
     report = json.loads(result.out)

@@ -156,7 +156,8 @@ def test_a_broker_that_does_not_answer_does_not_hang_the_page(
         page, took = timed_get(admin_client, PAGE)
         again, took_again = timed_get(admin_client, STATUS)
 
-    assert took < budget() + 1 and took_again < 1  # the second waits for nothing new
+    # The second request does not wait a budget of its own for the look still under way.
+    assert took < budget() + 1 and took_again < budget()
     assert headline(page)[0] == f"No answer from the broker for {budget():.0f} s"
     assert headline(again)[0].startswith("No answer from the broker for ")
     assert not GateRun.objects.exists()

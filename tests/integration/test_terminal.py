@@ -16,6 +16,8 @@ import subprocess
 import sys
 import termios
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pyte
 
@@ -63,6 +65,15 @@ class Terminal:
                 return
             self.stream.feed(data)
 
+    def read_until(self, seen: Callable[[list[str]], Any], timeout: float = 30) -> Any:
+        """Read until ``seen(self.lines())`` is true; return what it returned."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if found := seen(self.lines()):
+                return found
+            self.read(0.2)
+        raise AssertionError("not on the terminal:\n" + "\n".join(self.lines()))
+
     def lines(self) -> list[str]:
         """Every line the terminal holds: the scrollback, then the screen."""
         scrolled = [
@@ -79,7 +90,11 @@ def test_the_live_view_redraws_in_place_and_ends_with_the_verdict(lab: Lab) -> N
     terminal = Terminal()
     gate = terminal.run(lab, "--interval", "1", "--timeout", "6")
 
-    terminal.read(4.5)  # a few polls in: the view was redrawn several times
+    # The view with its blocker, then redrawn once more (the time left has changed).
+    shown = terminal.read_until(lambda lines: [x for x in lines if x.startswith("time left: ")])
+    terminal.read_until(lambda lines: any("generate_report" in x for x in lines) and not (
+        {x for x in lines if x.startswith("time left: ")} <= set(shown)
+    ))  # fmt: skip
     during = terminal.lines()
     terminal.read(20)
     assert gate.wait(timeout=30) == 1

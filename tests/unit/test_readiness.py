@@ -329,7 +329,8 @@ def test_a_request_waits_for_a_look_no_longer_than_its_budget() -> None:
     started = time.monotonic()
     latest = shared.latest(budget=0.3)
 
-    assert 0.25 < time.monotonic() - started < 1.0
+    # It waited its budget, and not for the look (held for 10 s).
+    assert 0.25 < time.monotonic() - started < 5
     assert latest.look is None and latest.overdue_since is not None
     again = shared.latest(budget=0.3)  # the same look, still under way: no second one
     assert again.overdue_since == latest.overdue_since and looks.count == 1

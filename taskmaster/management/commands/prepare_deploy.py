@@ -166,7 +166,9 @@ class Command(SafeCommand):
         )
         errors = self.raw(self.stderr)
         with stop_on_signals() as stop, failures_logged_to(errors):
-            view = human_output(human, errors=errors, with_args=with_args)
+            view = human_output(
+                human, errors=errors, with_args=with_args, color=not options.get("no_color")
+            )
             try:
                 outcome = prepare_deploy(request, view, stop)
             finally:
@@ -184,13 +186,14 @@ class Command(SafeCommand):
 
 
 def human_output(
-    stream: SafeStream, *, errors: SafeStream, with_args: bool
+    stream: SafeStream, *, errors: SafeStream, with_args: bool, color: bool = True
 ) -> PlainLines | LiveView:
-    """A live view on a terminal, plain lines otherwise (CI, pipes, files)."""
+    """A live view on a terminal (in colour unless ``--no-color``), plain lines otherwise
+    (CI, pipes, files: never coloured)."""
     if stream.isatty():
         from taskmaster.output.live import LiveView  # rich is loaded only for a person's terminal
 
-        return LiveView(stream, with_args=with_args)
+        return LiveView(stream, with_args=with_args, color=color)
     return PlainLines(stream, errors=errors, with_args=with_args)
 
 
