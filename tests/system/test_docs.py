@@ -299,3 +299,46 @@ def test_the_site_builds_with_strict(tmp_path: Path) -> None:
     )
     assert build.returncode == 0, build.stderr
     assert (tmp_path / "index.html").is_file()
+
+
+# -- every documented behaviour has its tests: tests/behaviour.py --------------------
+
+
+def documented_behaviour() -> set[str]:
+    """The keys tests/behaviour.py must have: each option and exit code of each command, and
+    each of Django's common options (by its longest flag)."""
+    keys = set()
+    for command in COMMANDS:
+        text = command_section(command)
+        if "### Options" in text.splitlines():
+            for row in table_rows(section(text, "### Options")):
+                keys |= {f"{command} {max(documented_flags([row]), key=len)}"}
+        for row in table_rows(section(text, "### Exit codes")):
+            keys |= {f"{command} exit {n}" for n in re.findall(r"\d+", row[0])}
+    common = table_rows(section(page("usage.md"), "## Django's common options"))
+    return keys | {f"common {max(documented_flags([row]), key=len)}" for row in common}
+
+
+def test_every_documented_option_and_exit_code_has_its_tests_and_only_those() -> None:
+    from tests.behaviour import BEHAVIOUR
+
+    documented = documented_behaviour()
+    assert documented - set(BEHAVIOUR) == set(), "tests/behaviour.py: map these to their tests"
+    assert set(BEHAVIOUR) - documented == set(), "tests/behaviour.py: no longer documented"
+
+
+def test_every_test_the_behaviour_map_names_exists() -> None:
+    from tests.behaviour import BEHAVIOUR
+
+    missing = []
+    for entry, tests in BEHAVIOUR.items():
+        assert tests, f"tests/behaviour.py: {entry} names no test"
+        for node in tests:
+            path, _, name = node.partition("::")
+            module = ast.parse((ROOT / path).read_text()) if (ROOT / path).exists() else None
+            defined = {
+                f.name for f in getattr(module, "body", []) if isinstance(f, ast.FunctionDef)
+            }
+            if name not in defined:
+                missing.append(f"{entry}: {node}")
+    assert not missing, "tests/behaviour.py names tests that do not exist:\n" + "\n".join(missing)
