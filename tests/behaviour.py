@@ -32,6 +32,7 @@ BEHAVIOUR: dict[str, tuple[str, ...]] = {
         f"{CONTRACT}::test_a_bad_option_is_exit_2_with_one_json_object",
     ),
     "prepare_deploy --interval": (
+        f"{GATE}::test_between_two_polls_the_gate_watches_its_blockers",
         f"{GATE}::test_short_blocker_that_ends_during_the_wait_clears_soon_after",
         f"{OPTIONS}::test_an_interval_longer_than_the_timeout_touches_nothing",
         f"{RULES}::test_a_drained_worker_holds_its_lease_for_three_intervals_at_least_a_minute",
@@ -58,10 +59,12 @@ BEHAVIOUR: dict[str, tuple[str, ...]] = {
     ),
     "prepare_deploy --worker": (
         f"{CI}::test_a_selective_drain_by_worker_leaves_the_others_alone",
+        f"{CI}::test_worker_and_queue_repeat_and_a_worker_must_match_both",
         f"{CI}::test_no_worker_in_scope_is_exit_2",
     ),
     "prepare_deploy --queue": (
         f"{CI}::test_a_selective_drain_by_queue_and_two_at_once",
+        f"{CI}::test_worker_and_queue_repeat_and_a_worker_must_match_both",
         f"{OPTIONS}::test_a_queue_no_worker_consumes_is_exit_2_and_touches_nothing",
     ),
     "prepare_deploy --fail-fast": (

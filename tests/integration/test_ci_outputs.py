@@ -11,6 +11,7 @@ import json
 import re
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 
 from taskmaster.models import GateRun
-from tests.support.lab import Lab, Result, finish, valid_report, wait_for
+from tests.support.lab import Lab, Result, finish, read_until, valid_report, wait_for
 
 FAST = ("--interval", "1")
 
@@ -38,7 +39,15 @@ class Step:
         return [line for line in self.result.out.splitlines() if line.startswith("::")]
 
 
-def ci_step(lab: Lab, tmp_path: Path, *args: str, **manage: Any) -> Step:
+def ci_step(
+    lab: Lab,
+    tmp_path: Path,
+    *args: str,
+    then: tuple[str, Callable[[], Any]] | None = None,
+    **manage: Any,
+) -> Step:
+    """The gate as a CI step. ``then=(line, action)``: once the gate has printed a line with
+    ``line`` in it, the test does ``action`` (ends a task: the gate saw it first)."""
     files = {name: tmp_path / name for name in ("output.txt", "summary.md")}
     report = tmp_path / "artifacts" / "gate.json"
     env = {
@@ -47,7 +56,15 @@ def ci_step(lab: Lab, tmp_path: Path, *args: str, **manage: Any) -> Step:
         "GITHUB_OUTPUT": str(files["output.txt"]),
         "GITHUB_STEP_SUMMARY": str(files["summary.md"]),
     }
-    result = lab.manage("prepare_deploy", *args, "--report", str(report), env=env, **manage)
+    if then is None:
+        result = lab.manage("prepare_deploy", *args, "--report", str(report), env=env, **manage)
+    else:
+        gate = lab.start_gate(*args, "--report", str(report), env=env, **manage)
+        line, action = then
+        seen = read_until(gate, line)
+        action()
+        result = finish(gate)
+        result.out = seen + result.out
     outputs = dict(
         line.split("=", 1) for line in files["output.txt"].read_text().splitlines() if line
     )
@@ -138,6 +155,27 @@ def test_a_selective_drain_by_worker_leaves_the_others_alone(lab: Lab, tmp_path:
     assert GateRun.objects.get().scope == {"workers": [pattern], "queues": []}
 
 
+def test_worker_and_queue_repeat_and_a_worker_must_match_both(lab: Lab, tmp_path: Path) -> None:
+    """docs/usage.md: --worker and --queue are repeatable; with both, a worker must match
+    both."""
+    shared, other = f"{lab.queue}-shared", f"{lab.queue}-other"
+    w1 = lab.start_worker("w1", queues=[shared]).name
+    w2 = lab.start_worker("w2", queues=[shared]).name
+    w3 = lab.start_worker("w3", queues=[other]).name
+    w4 = lab.start_worker("w4", queues=[shared]).name
+    # w1 and w2 (named), and w3 (named, but it does not consume a queue asked for) and w4
+    # (consumes one, but is not named) are left alone.
+    scope = ["--worker", "w1-*", "--worker", "w2-*", "--worker", "w3-*"]
+    scope += ["--queue", shared, "--queue", f"{lab.queue}-nowhere"]
+
+    step = ci_step(lab, tmp_path, *FAST, "--timeout", "10", "--hold", "5", *scope)
+
+    assert step.result.code == 0, step.result.text
+    assert sorted(w["hostname"] for w in step.report["workers"]) == [w1, w2]
+    assert sorted(step.report["out_of_scope"]) == [w3, w4]
+    assert lab.active_queues() == {w1: [], w2: [], w3: [other], w4: [shared]}
+
+
 def test_a_selective_drain_by_queue_and_two_at_once(lab: Lab, tmp_path: Path) -> None:
     old, new = f"{lab.queue}-v41", f"{lab.queue}-v42"
     w1 = busy(lab, "w1", queues=[old])  # the old pool, running a blocking task
@@ -174,10 +212,12 @@ def test_no_worker_in_scope_is_exit_2(lab: Lab, tmp_path: Path) -> None:
 
 def test_the_predicted_clear_time_of_bounded_blockers(lab: Lab, tmp_path: Path) -> None:
     node = lab.start_worker("w1").name
-    lab.send("send_receipt", 6)  # short: time_limit 30 s
+    task_id = lab.send("send_receipt", 25)  # short: time_limit 30 s
     started = datetime.fromtimestamp(lab.wait_active(node)[0]["time_start"]).astimezone()
 
-    step = ci_step(lab, tmp_path, *FAST, "--timeout", "40")
+    # The task ends (the test ends it) once the gate has predicted when it would.
+    end_it = ("clear expected by", lambda: lab.app.control.revoke(task_id, terminate=True))
+    step = ci_step(lab, tmp_path, *FAST, "--timeout", "40", then=end_it)
 
     assert step.result.code == 0, step.result.text  # it ended well before its bound
     expected = datetime.fromisoformat(step.report["expected_clear_at"])

@@ -18,14 +18,9 @@ from pathlib import Path
 import pytest
 
 from taskmaster.models import GateRun
-from tests.support.lab import ROOT, Lab, Result, finish, wait_for
+from tests.support.lab import ROOT, Lab, Result, drained, finish, wait_for
 
 FAST = ("--interval", "1")
-
-
-def drained(lab: Lab, *nodes: str) -> bool:
-    queues = lab.active_queues(list(nodes))
-    return len(queues) == len(nodes) and not any(queues.values())
 
 
 def busy_worker(lab: Lab) -> tuple[str, dict[str, list[str]]]:

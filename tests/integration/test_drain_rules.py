@@ -23,7 +23,7 @@ import pytest
 from django.utils import timezone
 
 from taskmaster.models import GateRun, TaskPolicy
-from tests.support.lab import Lab, Result, wait_for
+from tests.support.lab import Lab, Result, drained, wait_for
 
 FAST = ("--interval", "1")
 STALE = "project.tasks.removed_last_month"  # a row the app no longer registers
@@ -32,11 +32,6 @@ REGISTERED = {  # what the demo app registers, and how the registry classifies i
     "project.tasks.resize_images": "interruptible",
     "project.tasks.send_receipt": "short",
 }
-
-
-def drained(lab: Lab, *nodes: str) -> bool:
-    queues = lab.active_queues(list(nodes))
-    return len(queues) == len(nodes) and not any(queues.values())
 
 
 class Lines:

@@ -17,15 +17,10 @@ from typing import Any
 import pytest
 
 from taskmaster.models import GateRun
-from tests.support.lab import Lab, Result, finish, wait_for
+from tests.support.lab import Lab, Result, drained, finish, read_until, wait_for
 from tests.support.proxy import Proxy
 
 FAST = ("--interval", "1")
-
-
-def drained(lab: Lab, *nodes: str) -> bool:
-    queues = lab.active_queues(list(nodes))
-    return len(queues) == len(nodes) and not any(queues.values())
 
 
 def declarations(lab: Lab, node: str) -> dict[str, dict[str, Any]]:
@@ -41,21 +36,6 @@ def declared_the_same(before: dict[str, Any], after: dict[str, Any]) -> None:
             assert after[name][key] == queue[key], (name, key)
         assert after[name]["exchange"]["name"] == queue["exchange"]["name"], name
         assert after[name]["exchange"]["type"] == queue["exchange"]["type"], name
-
-
-def read_until(proc: subprocess.Popen[str], marker: str, timeout: float = 30) -> str:
-    """Read the gate's plain output until a line contains ``marker``."""
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    seen = []
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        seen.append(line)
-        if marker in line:
-            return "".join(seen)
-    raise AssertionError(f"no {marker!r} in gate output:\n{''.join(seen)}")
 
 
 # -- broker trouble mid-drain --------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import time
 
 import pytest
@@ -11,14 +12,9 @@ import pytest
 from taskmaster.cluster.replies import ARGUMENTS_LIMIT
 from taskmaster.models import GateRun, RecordedBlocker
 from tests.conftest import ALL_BROKERS
-from tests.support.lab import Lab, finish, wait_for
+from tests.support.lab import Lab, drained, finish, read_until, wait_for
 
 FAST = ("--interval", "1")
-
-
-def drained(lab: Lab, *nodes: str) -> bool:
-    queues = lab.active_queues(list(nodes))
-    return len(queues) == len(nodes) and not any(queues.values())
 
 
 @ALL_BROKERS
@@ -85,21 +81,39 @@ def test_only_acks_late_tasks_running_clears(lab: Lab) -> None:
 
 def test_short_blocker_that_ends_during_the_wait_clears_soon_after(lab: Lab) -> None:
     w1 = lab.start_worker("w1")
-    lab.send("send_receipt", 4)
+    task_id = lab.send("send_receipt", 25)  # short: a time limit of 30 s
     lab.wait_active(w1.name)
 
+    gate = lab.start_gate(*FAST, "--timeout", "60")
+    seen = read_until(gate, "project.tasks.send_receipt")  # a blocker at first
     started = time.monotonic()
-    result = lab.manage("prepare_deploy", *FAST, "--timeout", "60", "--json")
-    elapsed = time.monotonic() - started
+    lab.app.control.revoke(task_id, terminate=True)  # it ends mid-wait
+    result = finish(gate)
 
-    assert result.code == 0, result.text
-    # It waited for the short task (it was a blocker at first) and cleared well before 60 s.
-    assert "project.tasks.send_receipt" in result.err
-    assert "short" in result.err
-    assert elapsed < 30
+    assert result.code == 0, seen + result.text
+    assert "short" in seen
+    assert time.monotonic() - started < 30  # its end ended the wait, not the deadline
     run = GateRun.objects.get()
     assert run.blockers.get().classification == "short"
     assert run.blockers.get().at_verdict is False
+
+
+def test_between_two_polls_the_gate_watches_its_blockers(lab: Lab) -> None:
+    """docs/usage.md, --interval: the verdict comes soon after the last blocker ends, not at
+    the next full poll."""
+    w1 = lab.start_worker("w1")
+    task_id = lab.send("send_receipt", 25)
+    lab.wait_active(w1.name)
+
+    gate = lab.start_gate("--interval", "40", "--timeout", "90")
+    seen = read_until(gate, "project.tasks.send_receipt")  # the first poll: a blocker
+    ended = time.monotonic()
+    lab.app.control.revoke(task_id, terminate=True)
+    result = finish(gate)
+
+    assert result.code == 0, seen + result.text
+    assert time.monotonic() - ended < 20  # the next full poll would come 40 s after the first
+    assert drained(lab, w1.name)
 
 
 def test_prefetched_non_interruptible_task_behind_an_acks_late_one_holds_the_gate(
@@ -166,13 +180,18 @@ def test_second_concurrent_gate_exits_4_and_says_how_to_recover(lab: Lab) -> Non
     w1 = lab.start_worker("w1")
     lab.send("generate_report", 60)
     lab.wait_active(w1.name)
-    first = lab.start_gate(*FAST, "--timeout", "120")
+    job = "https://ci.example.com/deploys/42"
+    first = lab.start_gate(*FAST, "--timeout", "120", env={"CI_JOB_URL": job})
     wait_for(lambda: drained(lab, w1.name))
 
     second = lab.manage("prepare_deploy", *FAST, "--timeout", "5")
 
     assert second.code == 4, second.text
     assert "another drain is open" in second.err
+    # Which gate run, since when, who: user, host, process, CI job.
+    run = GateRun.objects.get()
+    assert f"gate run #{run.pk}" in second.err
+    assert f"@{socket.gethostname()} (pid {first.pid}), CI job {job}" in second.err
     assert "./manage.py resume_consumers" in second.err
     assert "Traceback" not in second.text
     assert drained(lab, w1.name)  # the second gate touched nothing

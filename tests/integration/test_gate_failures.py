@@ -23,36 +23,14 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 from taskmaster.models import GateRun
-from tests.support.lab import REPORT_KEYS, Lab, finish, valid_report, wait_for
+from tests.support.lab import REPORT_KEYS, Lab, drained, finish, read_until, valid_report, wait_for
 from tests.support.proxy import Proxy
 
 FAST = ("--interval", "1")
-
-
-def drained(lab: Lab, *nodes: str) -> bool:
-    queues = lab.active_queues(list(nodes))
-    return len(queues) == len(nodes) and not any(queues.values())
-
-
-def read_until(proc: subprocess.Popen[str], marker: str, timeout: float = 30) -> str:
-    """Read the gate's plain output until a line contains ``marker``."""
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    seen = []
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        seen.append(line)
-        if marker in line:
-            return "".join(seen)
-    raise AssertionError(f"no {marker!r} in gate output:\n{''.join(seen)}")
 
 
 def report_file(path: Path, code: int) -> dict[str, Any]:

@@ -11,14 +11,9 @@ import time
 
 from taskmaster.models import GateRun
 from tests.conftest import ALL_BROKERS
-from tests.support.lab import Lab, wait_for
+from tests.support.lab import Lab, drained, wait_for
 
 FAST = ("--interval", "1")
-
-
-def drained(lab: Lab, *nodes: str) -> bool:
-    queues = lab.active_queues(list(nodes))
-    return len(queues) == len(nodes) and not any(queues.values())
 
 
 def test_workers_of_a_killed_gate_take_their_consumers_back_when_the_lease_runs_out(

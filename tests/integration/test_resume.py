@@ -17,16 +17,11 @@ import subprocess
 import sys
 
 from taskmaster.models import GateRun
-from tests.support.lab import ROOT, Lab, Result, Worker, finish, wait_for
+from tests.support.lab import ROOT, Lab, Result, Worker, drained, finish, wait_for
 from tests.support.proxy import Proxy
 
 FAST = ("--interval", "1")
 DRAIN_CLOSED = "Drain closed: every worker consumes the queues it recorded again."
-
-
-def drained(lab: Lab, *nodes: str) -> bool:
-    queues = lab.active_queues(list(nodes))
-    return len(queues) == len(nodes) and not any(queues.values())
 
 
 def busy_worker(lab: Lab, name: str, queue: str) -> Worker:

@@ -265,12 +265,16 @@ class Lab:
         return Result(proc.stdout, proc.stderr, proc.returncode)
 
     def start_gate(
-        self, *args: str, broker_url: str | None = None, **popen: Any
+        self,
+        *args: str,
+        broker_url: str | None = None,
+        env: dict[str, str] | None = None,
+        **popen: Any,
     ) -> subprocess.Popen[str]:
         proc = subprocess.Popen(
             [sys.executable, "manage.py", "prepare_deploy", *args],
             cwd=ROOT,
-            env=self.env_for(broker_url=broker_url),
+            env=self.env_for(broker_url=broker_url, extra=env),
             **{"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, **popen},
         )
         self.gates.append(proc)
@@ -299,3 +303,24 @@ def wait_for(predicate: Any, timeout: float = 20, step: float = 0.2) -> Any:
             return value
         time.sleep(step)
     raise TimeoutError(f"condition not met in {timeout} s")
+
+
+def drained(lab: Lab, *nodes: str) -> bool:
+    """Whether each of these workers answers and consumes nothing."""
+    queues = lab.active_queues(list(nodes))
+    return len(queues) == len(nodes) and not any(queues.values())
+
+
+def read_until(proc: subprocess.Popen[str], marker: str, timeout: float = 30) -> str:
+    """Read a gate's plain output (its stdout) until a line contains ``marker``; what was read."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        if marker in line:
+            return "".join(seen)
+    raise AssertionError(f"no {marker!r} in gate output:\n{''.join(seen)}")
