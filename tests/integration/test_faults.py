@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from taskmaster.models import GateRun
+from taskmaster.models import GateRun, RecordedBlocker
 from tests.support.lab import Lab, Result, drained, finish, read_until, wait_for
 from tests.support.proxy import Proxy
 
@@ -179,7 +178,8 @@ def test_worker_killed_mid_drain_is_reported_with_its_tasks(lab: Lab) -> None:
     lab.wait_active(w1.name)
     gate = lab.start_gate(*FAST, "--timeout", "6", "--json")
     wait_for(lambda: drained(lab, w1.name, w2.name))
-    time.sleep(1.5)  # one poll sees the task on w1
+    # A poll has seen the task on w1 (and recorded it), so the gate knows what it held.
+    wait_for(lambda: RecordedBlocker.objects.filter(task_id=task_id).exists())
     w1.kill()
 
     result = finish(gate)
@@ -224,7 +224,9 @@ def test_two_workers_with_one_node_name_are_a_configuration_error(lab: Lab) -> N
     lab.start_worker("w1")
     twin = lab.start_worker("w1", queues=[f"{lab.queue}-twin"], wait=False)
     wait_for(lambda: " ready." in twin.logs(), timeout=40)
-    time.sleep(1)
+    # Both answer as one name (Celery stops at one reply for one destination: ask for two).
+    ping = {"destination": [twin.name], "reply": True, "timeout": 1.0, "limit": 2}
+    wait_for(lambda: len(lab.app.control.broadcast("ping", **ping)) == 2)
 
     result = lab.manage("prepare_deploy", *FAST, "--timeout", "10")
 
