@@ -7,15 +7,16 @@ ARGS ?=
 # An install is redone when the metadata, the version it reads or the pinned versions change.
 INSTALL_DEPS := pyproject.toml taskmaster/__init__.py
 # Every package at the version CI ran with (.ci/constraints/*.txt, one per virtualenv): a new
-# release changes nothing until someone updates the file on purpose.
-PINS := .ci/constraints
+# release changes nothing until someone updates the file on purpose. Through PIP_CONSTRAINT,
+# not -c, so that pip's isolated build of this package (setuptools) is pinned too.
+PINS := $(CURDIR)/.ci/constraints
 
 .PHONY: gate test soak benchmark compat compat-django42 compat-django60 lint worker docs newcomer chromium snapshots
 
 $(BIN)/.installed: $(INSTALL_DEPS) $(PINS)/main.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip -c $(PINS)/main.txt
-	$(BIN)/pip install --quiet -e ".[dev,docs,recipes]" -c $(PINS)/main.txt
+	PIP_CONSTRAINT=$(PINS)/main.txt $(BIN)/pip install --quiet --upgrade pip
+	PIP_CONSTRAINT=$(PINS)/main.txt $(BIN)/pip install --quiet -e ".[dev,docs,recipes]"
 	touch $@
 
 gate: $(BIN)/.installed
@@ -61,7 +62,7 @@ snapshots: $(BIN)/.installed .venv-dj42/.installed .venv-dj60/.installed
 # The gate against the naive way, on real brokers and workers (docs/performance.md): about
 # half an hour; ARGS=--quick for a taste. Not a test: it asserts nothing and keeps the figures.
 benchmark: $(BIN)/.installed
-	$(BIN)/pip install --quiet -e ".[bench]" -c $(PINS)/main.txt
+	PIP_CONSTRAINT=$(PINS)/main.txt $(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/gate_benchmark.py $(ARGS)
 
 chromium:
@@ -81,9 +82,9 @@ COMPAT_TESTS := -m "not soak and not readme and not recipes"
 # Django 4.2 LTS and Celery 5.5, the oldest of each, on this machine's python3.
 .venv-dj42/.installed: $(INSTALL_DEPS) $(PINS)/django42.txt
 	$(PYTHON) -m venv .venv-dj42
-	.venv-dj42/bin/pip install --quiet --upgrade pip -c $(PINS)/django42.txt
-	.venv-dj42/bin/pip install --quiet "django>=4.2,<5" "celery>=5.5,<5.6" -e ".[dev,docs]" \
-		-c $(PINS)/django42.txt
+	PIP_CONSTRAINT=$(PINS)/django42.txt .venv-dj42/bin/pip install --quiet --upgrade pip
+	PIP_CONSTRAINT=$(PINS)/django42.txt .venv-dj42/bin/pip install --quiet \
+		"django>=4.2,<5" "celery>=5.5,<5.6" -e ".[dev,docs]"
 	touch $@
 
 compat-django42: .venv-dj42/.installed chromium
@@ -94,9 +95,9 @@ compat-django42: .venv-dj42/.installed chromium
 # prints its path.
 .venv-dj60/.installed: $(INSTALL_DEPS) $(PINS)/django60.txt .ci/python313
 	PY=$$(.ci/python313) && "$$PY" -m venv .venv-dj60
-	.venv-dj60/bin/pip install --quiet --upgrade pip -c $(PINS)/django60.txt
-	.venv-dj60/bin/pip install --quiet "django>=6.0,<6.1" "celery>=5.6,<5.7" -e ".[dev,docs]" \
-		-c $(PINS)/django60.txt
+	PIP_CONSTRAINT=$(PINS)/django60.txt .venv-dj60/bin/pip install --quiet --upgrade pip
+	PIP_CONSTRAINT=$(PINS)/django60.txt .venv-dj60/bin/pip install --quiet \
+		"django>=6.0,<6.1" "celery>=5.6,<5.7" -e ".[dev,docs]"
 	touch $@
 
 compat-django60: .venv-dj60/.installed chromium
