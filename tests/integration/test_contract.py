@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from taskmaster.models import GateRun
-from tests.support.lab import ROOT, Lab, Result, drained, finish, wait_for
+from tests.support.lab import ROOT, Lab, drained, finish, wait_for
 
 FAST = ("--interval", "1")
 
@@ -320,15 +320,9 @@ def test_a_login_the_broker_refuses_is_exit_3(lab: Lab, command: str) -> None:
 def test_an_unexpected_error_restores_first_logs_the_traceback_and_exits_6(lab: Lab) -> None:
     node, before = busy_worker(lab)
 
-    proc = subprocess.run(
-        [sys.executable, "-m", "tests.support.faulty_manage", "prepare_deploy", *FAST, "--json"],
-        cwd=ROOT,
-        env=lab.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = lab.manage(
+        "prepare_deploy", *FAST, "--json", module="tests.support.faulty_manage", timeout=60
     )
-    result = Result(proc.stdout, proc.stderr, proc.returncode)
 
     assert result.code == 6, result.text
     report = result.report()

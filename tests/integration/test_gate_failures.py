@@ -23,11 +23,21 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
 from taskmaster.models import GateRun
-from tests.support.lab import REPORT_KEYS, Lab, drained, finish, read_until, valid_report, wait_for
+from tests.support.lab import (
+    REPORT_KEYS,
+    Lab,
+    Worker,
+    drained,
+    finish,
+    read_until,
+    valid_report,
+    wait_for,
+)
 from tests.support.proxy import Proxy
 
 FAST = ("--interval", "1")
@@ -129,14 +139,22 @@ def test_database_lost_mid_drain_restores_first_and_exits_6(lab: Lab) -> None:
 # -- signals during a restore --------------------------------------------------------
 
 
-def test_a_second_ctrl_c_does_not_cut_the_restore_short(lab: Lab) -> None:
+def two_drained(
+    lab: Lab, timeout: str
+) -> tuple[Worker, Worker, dict[str, list[str]], subprocess.Popen[str]]:
+    """A gate that drains w1 (running a blocking task) and w2, each with two queues."""
     w1 = lab.start_worker("w1", queues=[lab.queue, f"{lab.queue}-x"])
     w2 = lab.start_worker("w2", queues=[f"{lab.queue}-2", f"{lab.queue}-3"])
     before = lab.active_queues()
     lab.send("generate_report", 60)
     lab.wait_active(w1.name)
-    gate = lab.start_gate(*FAST, "--timeout", "120")
+    gate = lab.start_gate(*FAST, "--timeout", timeout)
     wait_for(lambda: drained(lab, w1.name, w2.name))
+    return w1, w2, before, gate
+
+
+def test_a_second_ctrl_c_does_not_cut_the_restore_short(lab: Lab) -> None:
+    w1, w2, before, gate = two_drained(lab, "120")
     # w2 paused: the restore cannot end before it answers, which it does only once it is
     # continued, after the second Ctrl-C.
     w2.signal(signal.SIGSTOP)
@@ -156,13 +174,7 @@ def test_a_second_ctrl_c_does_not_cut_the_restore_short(lab: Lab) -> None:
 
 
 def test_sigterm_during_a_blocked_verdicts_restore_lets_it_end_and_exits_1(lab: Lab) -> None:
-    w1 = lab.start_worker("w1", queues=[lab.queue, f"{lab.queue}-x"])
-    w2 = lab.start_worker("w2", queues=[f"{lab.queue}-2", f"{lab.queue}-3"])
-    before = lab.active_queues()
-    lab.send("generate_report", 60)
-    lab.wait_active(w1.name)
-    gate = lab.start_gate(*FAST, "--timeout", "8")
-    wait_for(lambda: drained(lab, w1.name, w2.name))
+    w1, w2, before, gate = two_drained(lab, "8")
     w2.signal(signal.SIGSTOP)  # holds the restore open until it is continued
     # Paused before the verdict (a poll finds it unresponsive), so it is paused in the restore.
     seen = read_until(gate, f"{w2.name} (unresponsive)")

@@ -13,11 +13,9 @@ test_faults.py.)
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 
 from taskmaster.models import GateRun
-from tests.support.lab import ROOT, Lab, Result, Worker, drained, finish, wait_for
+from tests.support.lab import Lab, Worker, drained, finish, wait_for
 from tests.support.proxy import Proxy
 
 FAST = ("--interval", "1")
@@ -157,15 +155,7 @@ def test_an_unexpected_error_is_exit_6_logged_with_its_traceback(lab: Lab) -> No
     w1 = busy_worker(lab, "w1", lab.queue)
     run = killed_gate(lab, w1.name)
 
-    proc = subprocess.run(
-        [sys.executable, "-m", "tests.support.resume_faults", "resume_consumers"],
-        cwd=ROOT,
-        env=lab.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    result = Result(proc.stdout, proc.stderr, proc.returncode)
+    result = lab.manage("resume_consumers", module="tests.support.resume_faults", timeout=60)
 
     assert result.code == 6, result.text
     assert result.err.splitlines()[-1] == "resume_consumers failed: RuntimeError('injected fault')"

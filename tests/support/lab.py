@@ -253,9 +253,13 @@ class Lab:
         settings: str | None = None,
         env: dict[str, str] | None = None,
         cwd: Path = ROOT,
+        module: str | None = None,
     ) -> Result:
+        """``manage.py`` with these arguments, as a process; ``module``: a module run as
+        ``python -m`` in its place (one that injects a fault, then runs Django's command)."""
+        entry = ["-m", module] if module else ["manage.py"]
         proc = subprocess.run(
-            [sys.executable, "manage.py", *args],
+            [sys.executable, *entry, *args],
             cwd=cwd,
             env=self.env_for(settings=settings, broker_url=broker_url, extra=env),
             capture_output=True,
