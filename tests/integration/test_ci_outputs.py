@@ -72,10 +72,7 @@ def ci_step(
 
 
 def busy(lab: Lab, name: str = "w1", **worker: Any) -> str:
-    node = lab.start_worker(name, **worker).name
-    lab.send("generate_report", 60, queue=(worker.get("queues") or [lab.queue])[0])
-    lab.wait_active(node)
-    return node
+    return lab.start_busy_worker(name, seconds=60, **worker).name
 
 
 def test_a_clear_gate_as_a_ci_step(lab: Lab, tmp_path: Path) -> None:

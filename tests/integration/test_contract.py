@@ -25,9 +25,7 @@ FAST = ("--interval", "1")
 
 def busy_worker(lab: Lab) -> tuple[str, dict[str, list[str]]]:
     """A worker running a blocking task, and every worker's queues before any gate."""
-    worker = lab.start_worker("w1", queues=[lab.queue, f"{lab.queue}-x"])
-    lab.send("generate_report", 120)
-    lab.wait_active(worker.name)
+    worker = lab.start_busy_worker("w1", queues=[lab.queue, f"{lab.queue}-x"])
     return worker.name, lab.active_queues()
 
 

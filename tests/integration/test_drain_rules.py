@@ -99,14 +99,12 @@ def policy(name: str, *, retired: bool, notes: str) -> TaskPolicy:
 
 
 def test_every_gate_syncs_the_task_registry_first_and_a_dry_run_never(lab: Lab) -> None:
-    w1 = lab.start_worker("w1")
+    w1 = lab.start_busy_worker("w1", seconds=60)  # its task keeps the real gate polling
     before = lab.active_queues()
     stale = policy(STALE, retired=False, notes="billing: removed in 4.2")
     # Registered again (a task that was removed, then brought back): a sync revives it.
     back = policy("project.tasks.resize_images", retired=True, notes="owner: media team")
     seeded = registry_rows()
-    lab.send("generate_report", 60)  # keeps the real gate in its poll loop
-    lab.wait_active(w1.name)
 
     dry = lab.manage("prepare_deploy", "--dry-run")
 
@@ -159,10 +157,9 @@ def test_every_gate_syncs_the_task_registry_first_and_a_dry_run_never(lab: Lab) 
 def test_a_drained_worker_holds_its_lease_for_three_intervals_at_least_a_minute(
     lab: Lab, interval: str, floor: float, lease: float
 ) -> None:
-    w1 = lab.start_worker("w1", queues=[lab.queue, f"{lab.queue}-x"])
+    # Its task keeps the gate draining, renewing the lease each poll.
+    w1 = lab.start_busy_worker("w1", queues=[lab.queue, f"{lab.queue}-x"], seconds=120)
     before = lab.active_queues()
-    lab.send("generate_report", 120)  # keeps the gate draining, renewing the lease each poll
-    lab.wait_active(w1.name)
 
     gate = lab.start_gate("--interval", interval, "--timeout", "60", stderr=subprocess.STDOUT)
     out = Lines(gate.stdout)
@@ -214,12 +211,10 @@ def test_a_drained_worker_holds_its_lease_for_three_intervals_at_least_a_minute(
 
 @pytest.mark.parametrize("lab", ["rabbitmq", "redis"], indirect=True)
 def test_a_worker_restarted_mid_drain_is_drained_again_then_restored(lab: Lab) -> None:
-    w1 = lab.start_worker("w1")
+    w1 = lab.start_busy_worker("w1", seconds=120)  # its task keeps the gate in its poll loop
     w2_queues = [f"{lab.queue}-2", f"{lab.queue}-3"]
     w2 = lab.start_worker("w2", queues=w2_queues)
     before = lab.active_queues()
-    lab.send("generate_report", 120)  # on w1: keeps the gate in its poll loop
-    lab.wait_active(w1.name)
     gate = lab.start_gate(*FAST, "--timeout", "120", stderr=subprocess.STDOUT)
     out = Lines(gate.stdout)
     out.wait(f"draining {w2.name}")

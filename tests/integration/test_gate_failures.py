@@ -21,21 +21,18 @@ the restore, never after it.
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 from pathlib import Path
-from typing import Any
 
 from taskmaster.models import GateRun
 from tests.support.lab import (
-    REPORT_KEYS,
     Lab,
     Worker,
+    contract_report,
     drained,
     finish,
     read_until,
-    valid_report,
     wait_for,
 )
 from tests.support.proxy import Proxy
@@ -43,24 +40,13 @@ from tests.support.proxy import Proxy
 FAST = ("--interval", "1")
 
 
-def report_file(path: Path, code: int) -> dict[str, Any]:
-    """The report ``--report`` wrote: every key of the contract, valid, with this exit code."""
-    report: dict[str, Any] = json.loads(path.read_text())
-    assert set(report) == REPORT_KEYS, sorted(set(report) ^ REPORT_KEYS)
-    valid_report(report)
-    assert report["exit_code"] == code
-    return report
-
-
 # -- exit 6: the gate fails after it touched the workers -----------------------------
 
 
 def test_broker_back_only_for_the_restore_restores_and_exits_6(lab: Lab, tmp_path: Path) -> None:
-    w1 = lab.start_worker("w1", queues=[lab.queue, f"{lab.queue}-x"])
+    w1 = lab.start_busy_worker("w1", queues=[lab.queue, f"{lab.queue}-x"], seconds=60)
     w2 = lab.start_worker("w2", queues=[f"{lab.queue}-2"])
     before = lab.active_queues()
-    lab.send("generate_report", 60)
-    lab.wait_active(w1.name)
     path = tmp_path / "artifacts" / "gate.json"  # a folder that does not exist yet
     proxy = Proxy(lab.broker_url)
     try:
@@ -85,16 +71,14 @@ def test_broker_back_only_for_the_restore_restores_and_exits_6(lab: Lab, tmp_pat
     assert (run.verdict, run.is_open) == ("error", False)
     assert run.restored_at is not None
     # --report, on exit 6: the same report, with the error's sentence.
-    report = report_file(path, 6)
+    report = contract_report(path.read_text(), 6)
     assert (report["verdict"], report["restored"], report["run_id"]) == ("error", True, run.pk)
     assert report["error"].startswith("the broker stayed away past the deadline: ")
 
 
 def test_database_lost_mid_drain_restores_first_and_exits_6(lab: Lab) -> None:
-    w1 = lab.start_worker("w1", queues=[lab.queue, f"{lab.queue}-x"])
+    w1 = lab.start_busy_worker("w1", queues=[lab.queue, f"{lab.queue}-x"], seconds=60)
     before = lab.active_queues()
-    lab.send("generate_report", 60)
-    lab.wait_active(w1.name)
     proxy = Proxy(lab.database_url)  # a TCP proxy: PostgreSQL's protocol goes through as is
     direct, lab.database_url = lab.database_url, proxy.url  # for the gate's process only
     try:
@@ -143,11 +127,9 @@ def two_drained(
     lab: Lab, timeout: str
 ) -> tuple[Worker, Worker, dict[str, list[str]], subprocess.Popen[str]]:
     """A gate that drains w1 (running a blocking task) and w2, each with two queues."""
-    w1 = lab.start_worker("w1", queues=[lab.queue, f"{lab.queue}-x"])
+    w1 = lab.start_busy_worker("w1", queues=[lab.queue, f"{lab.queue}-x"], seconds=60)
     w2 = lab.start_worker("w2", queues=[f"{lab.queue}-2", f"{lab.queue}-3"])
     before = lab.active_queues()
-    lab.send("generate_report", 60)
-    lab.wait_active(w1.name)
     gate = lab.start_gate(*FAST, "--timeout", timeout)
     wait_for(lambda: drained(lab, w1.name, w2.name))
     return w1, w2, before, gate
@@ -207,16 +189,14 @@ def test_report_file_is_written_on_exit_3(lab: Lab, tmp_path: Path) -> None:
     )
 
     assert result.code == 3, result.text
-    report = report_file(path, 3)
+    report = contract_report(path.read_text(), 3)
     assert report["verdict"] == "error"
     assert report["error"].startswith("cannot reach the broker at amqp://guest:**@127.0.0.1:1//")
     assert not GateRun.objects.exists()
 
 
 def test_report_file_is_written_on_exit_4_and_on_a_signal(lab: Lab, tmp_path: Path) -> None:
-    w1 = lab.start_worker("w1")
-    lab.send("generate_report", 60)
-    lab.wait_active(w1.name)
+    w1 = lab.start_busy_worker("w1", seconds=60)
     first_path, second_path = tmp_path / "first.json", tmp_path / "second.json"
     first = lab.start_gate(*FAST, "--timeout", "120", "--report", str(first_path))
     wait_for(lambda: drained(lab, w1.name))
@@ -227,11 +207,11 @@ def test_report_file_is_written_on_exit_4_and_on_a_signal(lab: Lab, tmp_path: Pa
 
     assert second.code == 4, second.text
     run = GateRun.objects.get()
-    refused = report_file(second_path, 4)
+    refused = contract_report(second_path.read_text(), 4)
     assert refused["verdict"] == "error"
     assert refused["error"].startswith(f"another drain is open on {w1.name}: gate run #{run.pk}")
     assert stopped.code == 130, stopped.text
-    interrupted = report_file(first_path, 130)
+    interrupted = contract_report(first_path.read_text(), 130)
     assert (interrupted["verdict"], interrupted["restored"]) == ("interrupted", True)
     assert interrupted["run_id"] == run.pk
     assert lab.active_queues() == {w1.name: [lab.queue]}

@@ -15,19 +15,11 @@ from __future__ import annotations
 import signal
 
 from taskmaster.models import GateRun
-from tests.support.lab import Lab, Worker, drained, finish, wait_for
+from tests.support.lab import Lab, drained, finish, wait_for
 from tests.support.proxy import Proxy
 
 FAST = ("--interval", "1")
 DRAIN_CLOSED = "Drain closed: every worker consumes the queues it recorded again."
-
-
-def busy_worker(lab: Lab, name: str, queue: str) -> Worker:
-    """A worker running a blocking task: a gate keeps it drained until its deadline."""
-    worker = lab.start_worker(name, queues=[queue])
-    lab.send("generate_report", 120, queue=queue)
-    lab.wait_active(worker.name)
-    return worker
 
 
 def killed_gate(lab: Lab, *nodes: str, args: tuple[str, ...] = (), **popen: str) -> GateRun:
@@ -45,7 +37,7 @@ def still_open(run: GateRun) -> bool:
 
 
 def test_a_run_that_does_not_exist_is_exit_2_and_leaves_the_open_drain(lab: Lab) -> None:
-    w1 = busy_worker(lab, "w1", lab.queue)
+    w1 = lab.start_busy_worker("w1")
     run = killed_gate(lab, w1.name)
 
     result = lab.manage("resume_consumers", "--run", "999999")
@@ -62,7 +54,7 @@ def test_a_run_that_does_not_exist_is_exit_2_and_leaves_the_open_drain(lab: Lab)
 
 
 def test_a_broker_out_of_reach_is_exit_3_and_resume_restores_once_it_is_back(lab: Lab) -> None:
-    w1 = busy_worker(lab, "w1", lab.queue)
+    w1 = lab.start_busy_worker("w1")
     # The gate and resume_consumers reach the broker through the proxy, the workers directly:
     # cutting it takes the broker away from resume_consumers only.
     proxy = Proxy(lab.broker_url)
@@ -91,7 +83,7 @@ def test_a_broker_out_of_reach_is_exit_3_and_resume_restores_once_it_is_back(lab
 
 
 def test_a_gate_still_running_is_exit_4_and_it_restores_when_stopped(lab: Lab) -> None:
-    w1 = busy_worker(lab, "w1", lab.queue)
+    w1 = lab.start_busy_worker("w1")
     gate = lab.start_gate(*FAST, "--timeout", "120")
     wait_for(lambda: drained(lab, w1.name))
     run = GateRun.objects.open().get()
@@ -118,7 +110,7 @@ def test_a_gate_still_running_is_exit_4_and_it_restores_when_stopped(lab: Lab) -
 
 
 def test_a_worker_that_does_not_answer_is_exit_5_until_ignore_missing(lab: Lab) -> None:
-    w1 = busy_worker(lab, "w1", lab.queue)
+    w1 = lab.start_busy_worker("w1")
     w2 = lab.start_worker("w2", queues=[f"{lab.queue}-2"])
     run = killed_gate(lab, w1.name, w2.name)
     w1.kill()  # its whole process group: the worker is gone for good
@@ -152,7 +144,7 @@ def test_a_worker_that_does_not_answer_is_exit_5_until_ignore_missing(lab: Lab) 
 
 
 def test_an_unexpected_error_is_exit_6_logged_with_its_traceback(lab: Lab) -> None:
-    w1 = busy_worker(lab, "w1", lab.queue)
+    w1 = lab.start_busy_worker("w1")
     run = killed_gate(lab, w1.name)
 
     result = lab.manage("resume_consumers", module="tests.support.resume_faults", timeout=60)
@@ -178,8 +170,8 @@ def test_an_unexpected_error_is_exit_6_logged_with_its_traceback(lab: Lab) -> No
 
 
 def test_run_restores_only_that_run_of_two_open_drains(lab: Lab) -> None:
-    w1 = busy_worker(lab, "w1", lab.queue)
-    w2 = busy_worker(lab, "w2", f"{lab.queue}-2")
+    w1 = lab.start_busy_worker("w1")
+    w2 = lab.start_busy_worker("w2", queues=[f"{lab.queue}-2"])
     # Two selective gates at once, one per worker, both killed mid-drain.
     first = lab.start_gate(*FAST, "--timeout", "120", "--worker", w1.name)
     wait_for(lambda: drained(lab, w1.name))

@@ -64,11 +64,17 @@ class Result:
 
     def report(self) -> dict[str, Any]:
         """The one JSON object on stdout, with every key of the contract and its exit code."""
-        report: dict[str, Any] = json.loads(self.out)  # one object, nothing else
-        assert set(report) == REPORT_KEYS, sorted(set(report) ^ REPORT_KEYS)
-        valid_report(report)
-        assert report["exit_code"] == self.code
-        return report
+        return contract_report(self.out, self.code)
+
+
+def contract_report(text: str, code: int) -> dict[str, Any]:
+    """A report (``--json``'s stdout, ``--report``'s file): one JSON object, nothing else, with
+    every key of the contract, valid against the schema, and this exit code."""
+    report: dict[str, Any] = json.loads(text)
+    assert set(report) == REPORT_KEYS, sorted(set(report) ^ REPORT_KEYS)
+    valid_report(report)
+    assert report["exit_code"] == code
+    return report
 
 
 @dataclass
@@ -189,6 +195,14 @@ class Lab:
         if wait:
             self.wait_ready(worker)
         return worker
+
+    def start_busy_worker(self, name: str = "w1", *, seconds: float = 120, **worker: Any) -> Worker:
+        """A worker running a blocking task (``generate_report``, sent to its first queue): a
+        gate keeps it drained until the task ends or the gate's deadline."""
+        started = self.start_worker(name, **worker)
+        self.send("generate_report", seconds, queue=(worker.get("queues") or [self.queue])[0])
+        self.wait_active(started.name)
+        return started
 
     def wait_ready(self, worker: Worker, timeout: float = 40) -> None:
         deadline = time.monotonic() + timeout
