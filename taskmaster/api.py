@@ -14,6 +14,7 @@ from typing import Any
 
 from django.db import DatabaseError
 
+from taskmaster import log, signals
 from taskmaster.checks.settings import settings_usable
 from taskmaster.cluster.broker import broker_label, redelivery
 from taskmaster.cluster.control import Cluster, Discovery
@@ -58,7 +59,19 @@ LISTENING = (
 
 
 def prepare_deploy(request: GateRequest, observer: Observer, stop: StopRequest) -> Outcome:
-    """Run one gate (or a dry run) and say how it ended; never raises for a gate's troubles."""
+    """Run one gate (or a dry run) and say how it ended; never raises for a gate's troubles.
+
+    Once the verdict is recorded and the consumers are back (unless it cleared), the
+    project hears of it: ``consumers_restored`` and ``gate_finished`` (``signals.py``).
+    """
+    with log.run_scope():  # its records carry the run's id once the gate has opened it
+        outcome = _prepare(request, observer, stop)
+        if not outcome.dry_run:
+            _announce(outcome, observer)
+    return outcome
+
+
+def _prepare(request: GateRequest, observer: Observer, stop: StopRequest) -> Outcome:
     failed = Outcome.failed(GateFailed("the gate did not start"), dry_run=request.dry_run)
     try:
         settings_usable()
@@ -132,6 +145,7 @@ def _gate(app: Any, request: GateRequest, observer: Observer, stop: StopRequest)
                 scope=request.scope.as_json(),
                 requested=(request.requested_by, request.requested_from),
             )
+        log.set_run(run.pk)
         logger.info("gate run #%s opened on %s", run.pk, broker)
         with EventWatch(app) as events:
             drain = Drain(
@@ -147,7 +161,54 @@ def _gate(app: Any, request: GateRequest, observer: Observer, stop: StopRequest)
                 events=events,
                 redelivery=redelivery(app),
             )
+            workers = sorted(in_scope)
+            signals.send(signals.gate_started, GateRun, run=run, workers=workers, note=drain.note)
             return drain.execute()
+
+
+def _announce(outcome: Outcome, observer: Observer) -> None:
+    """Send ``consumers_restored`` (after a restore) and ``gate_finished``: after the
+    verdict is recorded, never before. A receiver's sentence reaches the person, the report
+    and the run's record; nothing a receiver does changes the outcome's exit code."""
+    run = _recorded(outcome.run_id)
+
+    def note(text: str) -> None:
+        outcome.notes.append(text)
+        try:
+            observer.note(text)
+        except Exception:  # output is never worth more than the rest of the announcement
+            logger.exception("gate run #%s: the report failed", outcome.run_id)
+        if run is not None:
+            try:
+                records.add_note(run.pk, text)
+            except DatabaseError:
+                logger.warning("gate run #%s: cannot keep a note: %s", run.pk, text)
+
+    if run is not None and outcome.restore_problems is not None:
+        gone = set(outcome.gone)
+        restored = [w.hostname for w in outcome.workers if w.hostname not in gone]
+        problems = list(outcome.restore_problems)
+        signals.send(
+            signals.consumers_restored,
+            GateRun,
+            run=run,
+            workers=restored,
+            problems=problems,
+            by="gate",
+            note=note,
+        )
+    signals.send(signals.gate_finished, GateRun, run=run, outcome=outcome, note=note)
+
+
+def _recorded(run_id: int | None) -> GateRun | None:
+    """The gate run as recorded with its verdict; None without one, or without a database."""
+    if run_id is None:
+        return None
+    try:
+        return GateRun.objects.filter(pk=run_id).first()
+    except DatabaseError:
+        logger.warning("gate run #%s: cannot read it back to announce its verdict", run_id)
+        return None
 
 
 def unique(discovery: Discovery) -> Discovery:

@@ -9,4 +9,8 @@ class TaskmasterConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from taskmaster import checks  # noqa: F401  (registers the system checks)
+        from taskmaster import checks, log  # noqa: F401  (registers the system checks)
+        from taskmaster.metrics import export  # noqa: F401  (connects its receivers)
+        from taskmaster.notifications import receivers  # noqa: F401  (connects its receivers)
+
+        log.install()

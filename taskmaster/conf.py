@@ -42,6 +42,27 @@ DEFAULTS: dict[str, Any] = {
     # broker knows, even one that never answered a gate. Without it the gate counts
     # consumers with AMQP alone and names only the workers earlier gates heard.
     "RABBITMQ_MANAGEMENT_URL": None,
+    # Prometheus metrics of the gate (docs/observability.md): {"PUSHGATEWAY": url} pushes them
+    # after each gate, {"TEXTFILE": path} writes them for node_exporter's textfile collector,
+    # {"TOKEN": token} lets a scraper read the mounted view. None: no metrics pushed or written.
+    "METRICS": None,
+    # Where to tell a verdict (docs/observability.md): a list of {"URL": ..., "FORMAT": "json"
+    # or "slack", "ON": [verdicts], "SECRET": an optional key to sign the JSON body with}.
+    "NOTIFICATIONS": [],
+    # Seconds all the notifications of one verdict may take together, retries included: a dead
+    # endpoint costs the gate at most this much, never its exit code.
+    "NOTIFICATION_TIMEOUT": 5,
+    # The site's address ("https://ops.example.com"): notifications link to the gate run's
+    # admin page under it. None: no link.
+    "SITE_URL": None,
+}
+
+# The keys of TASKMASTER["METRICS"] and their defaults.
+METRICS_DEFAULTS: dict[str, Any] = {
+    "PUSHGATEWAY": None,  # the Pushgateway's URL ("http://pushgateway:9091")
+    "JOB": "taskmaster",  # the Pushgateway's job label (the group the gate replaces)
+    "TEXTFILE": None,  # a *.prom file in node_exporter's --collector.textfile.directory
+    "TOKEN": None,  # a bearer token that lets a scraper read the view without a login
 }
 
 
@@ -116,6 +137,25 @@ class Settings:
     def RABBITMQ_MANAGEMENT_URL(self) -> str | None:
         url = self._get("RABBITMQ_MANAGEMENT_URL")
         return str(url) if url else None
+
+    @property
+    def METRICS(self) -> dict[str, Any]:
+        """TASKMASTER["METRICS"] with its defaults (every key present; all None when unset)."""
+        given = self._get("METRICS")
+        return {**METRICS_DEFAULTS, **(given if isinstance(given, dict) else {})}
+
+    @property
+    def NOTIFICATIONS(self) -> list[dict[str, Any]]:
+        return list(self._get("NOTIFICATIONS") or [])
+
+    @property
+    def NOTIFICATION_TIMEOUT(self) -> float:
+        return cast(float, self._get("NOTIFICATION_TIMEOUT"))
+
+    @property
+    def SITE_URL(self) -> str | None:
+        url = self._get("SITE_URL")
+        return str(url).rstrip("/") if url else None
 
 
 app_settings = Settings()

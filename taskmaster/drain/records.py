@@ -285,3 +285,12 @@ def mark_restored(
         run.save()
         if not run.is_open:
             run.claims.all().delete()
+
+
+def add_note(run_id: int, text: str) -> None:
+    """Keep a sentence said after the verdict was recorded (a notification that failed, a
+    metrics push refused) with the run's report, beside the gate's own notes."""
+    with transaction.atomic():
+        run = GateRun.objects.select_for_update().only("report").get(pk=run_id)
+        run.report = {**run.report, "notes": [*run.report.get("notes", []), text]}
+        run.save(update_fields=["report"])

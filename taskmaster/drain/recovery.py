@@ -11,6 +11,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from django.db import DatabaseError
+
+from taskmaster import log, signals
 from taskmaster.checks.settings import settings_usable
 from taskmaster.cluster.broker import broker_label
 from taskmaster.cluster.control import Cluster
@@ -57,7 +60,8 @@ def resume_consumers(
         result = Resumed()
         with cluster.connected():
             for run in runs:
-                _resume_one(cluster, run, broker, ignore_missing, say, result, requested)
+                with log.run_scope(run.pk):  # its records carry the run's id
+                    _resume_one(cluster, run, broker, ignore_missing, say, result, requested)
         return result
     except GateError as exc:
         return Resumed(exit_code=exc.exit_code, error=str(exc))
@@ -133,6 +137,23 @@ def _resume_one(
     )
     with database_errors(touched=True):
         records.mark_restored(run, problems, requested=requested)
+
+    def note(text: str) -> None:
+        say(text)
+        try:
+            records.add_note(run.pk, text)
+        except DatabaseError:
+            logger.warning("gate run #%s: cannot keep a note: %s", run.pk, text)
+
+    signals.send(
+        signals.consumers_restored,
+        GateRun,
+        run=run,
+        workers=sorted(w for w in run.snapshot if w not in gone),
+        problems=problems,
+        by="admin" if requested[0] else "resume_consumers",
+        note=note,
+    )
     if problems:
         result.problems += problems
         result.exit_code = ExitCode.RESTORE_INCOMPLETE

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from django.db import DatabaseError
 
+from taskmaster import signals
 from taskmaster.cluster.control import Cluster, Discovery
 from taskmaster.cluster.discovery import Discovering
 from taskmaster.cluster.events import EventWatch
@@ -201,6 +202,14 @@ class Drain:
         now = self.clock()
         decision = self.judge(inspection, consuming, now, silent)
         self.blockers.record(decision.blockers, at=utc(now))
+        signals.send(
+            signals.gate_polled,
+            GateRun,
+            run=self.run,
+            verdict=decision.verdict,
+            blockers=decision.blockers,
+            at=utc(now),
+        )
         self.tell(lambda observer: observer.polled(self.gate, decision, now))
         # The interval runs from the start of one poll to the start of the next.
         self.poll_seconds = self.clock() - started

@@ -339,6 +339,66 @@ def test_the_management_url_may_be_none_or_http() -> None:
             assert check_settings() == []
 
 
+# -- metrics, notifications, the site's address (E011 to E014) ---------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "http://pushgateway:9091",  # a dict, not the URL alone
+        {"PUSHGATEWAY": "pushgateway:9091"},
+        {"TEXTFILE": "/var/lib/node_exporter/taskmaster.txt"},  # node_exporter reads *.prom
+        {"PUSHGATEWAY": "http://p:9091", "JOBS": "x"},
+    ],
+)
+def test_metrics_must_say_where_they_go(value: Any) -> None:
+    with taskmaster(METRICS=value):
+        assert ids(check_settings()) == ["taskmaster.E011"]
+
+
+def test_metrics_need_prometheus_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)  # as where it is not installed
+    with taskmaster(METRICS={"PUSHGATEWAY": "http://pushgateway:9091"}):
+        messages = check_settings()
+
+    assert ids(messages) == ["taskmaster.E012"]
+    assert messages[0].hint == 'pip install "django-taskmaster[metrics]"'
+
+
+def test_good_metrics_notifications_and_site_url_are_accepted() -> None:
+    with taskmaster(
+        METRICS={"PUSHGATEWAY": "https://u:p@push:9091", "TEXTFILE": "/t/tm.prom", "TOKEN": "x"},
+        NOTIFICATIONS=[
+            {"URL": "https://hooks.slack.com/services/T/B/X", "FORMAT": "slack", "ON": ["blocked"]},
+            {"URL": "http://ops/hook", "ON": ["clear", "restored"], "SECRET": "k"},
+        ],
+        SITE_URL="https://ops.example.com",
+    ):
+        assert check_settings() == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"URL": "https://ops/hook", "ON": ["blocked"]},  # one, not a list of them
+        [{"URL": "ops/hook", "ON": ["blocked"]}],
+        [{"URL": "https://ops/hook", "ON": "blocked"}],
+        [{"URL": "https://ops/hook", "ON": ["blocked", "failed"]}],
+        [{"URL": "https://ops/hook", "ON": ["blocked"], "FORMAT": "teams"}],
+        [{"URL": "https://ops/hook", "ON": ["blocked"], "SECRET": 42}],
+        [{"URL": "https://ops/hook", "ON": ["blocked"], "TIMEOUT": 3}],
+    ],
+)
+def test_each_notification_needs_a_url_a_format_and_its_verdicts(value: Any) -> None:
+    with taskmaster(NOTIFICATIONS=value):
+        assert ids(check_settings()) == ["taskmaster.E013"]
+
+
+def test_the_site_url_must_be_an_http_url() -> None:
+    with taskmaster(SITE_URL="ops.example.com"):
+        assert ids(check_settings()) == ["taskmaster.E014"]
+
+
 # -- the Celery app (E001, E006) ---------------------------------------------------------
 
 

@@ -14,10 +14,11 @@ PACKAGE = Path(taskmaster.__file__).parent
 # Bottom to top. A module may import the layers below its own, and its own package.
 LAYERS = [
     {"taskmaster", "taskmaster.exits", "taskmaster.humanize", "taskmaster.tasks"},
+    {"taskmaster.log", "taskmaster.signals"},
     {"taskmaster.conf", "taskmaster.cli"},
     {"taskmaster.gate"},
     {"taskmaster.cluster", "taskmaster.models", "taskmaster.output"},
-    {"taskmaster.checks"},
+    {"taskmaster.checks", "taskmaster.metrics", "taskmaster.notifications"},
     {"taskmaster.drain", "taskmaster.apps"},
     {"taskmaster.api"},
     {"taskmaster.readiness", "taskmaster.management"},
