@@ -11,7 +11,7 @@ INSTALL_DEPS := pyproject.toml taskmaster/__init__.py
 # not -c, so that pip's isolated build of this package (setuptools) is pinned too.
 PINS := $(CURDIR)/.ci/constraints
 
-.PHONY: gate test soak benchmark compat compat-django42 compat-django60 lint worker docs newcomer chromium snapshots
+.PHONY: gate test soak benchmark compat compat-django42 compat-django60 lint worker docs newcomer chromium prometheus snapshots
 
 $(BIN)/.installed: $(INSTALL_DEPS) $(PINS)/main.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,7 @@ lint: $(BIN)/.installed
 # (tests/support/lab.py): the tests mostly wait on workers and brokers, not on the CPU.
 PARALLEL := -n 3
 
-test: $(BIN)/.installed chromium
+test: $(BIN)/.installed chromium prometheus
 	$(BIN)/pytest $(PARALLEL) $(ARGS)
 
 # The documentation site, as CI builds it: a broken link, page or anchor fails (--strict).
@@ -69,6 +69,15 @@ chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
 		|| echo "chromium could not be installed: the browser test will say so"
 
+# Debian's Prometheus (with promtool), Pushgateway and node_exporter: the metrics tests start
+# them on loopback ports of their own (tests/support/prometheus.py).
+PROMETHEUS_TOOLS := prometheus prometheus-pushgateway prometheus-node-exporter
+prometheus:
+	@for tool in $(PROMETHEUS_TOOLS) promtool; do command -v $$tool >/dev/null || missing=1; done; \
+		[ -z "$$missing" ] || { apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(PROMETHEUS_TOOLS) >/dev/null; } \
+		|| echo "Prometheus could not be installed: the metrics tests will say so"
+
 # The suite on the other supported Django and Celery versions, each pair in a virtualenv of its
 # own, with the same services as `make test`; .venv has the newest (Django 5.2, Celery 5.7).
 # Each Django and each Celery the project claims runs the whole suite once: the two vary
@@ -87,7 +96,7 @@ COMPAT_TESTS := -m "not soak and not readme and not recipes"
 		"django>=4.2,<5" "celery>=5.5,<5.6" -e ".[dev,docs]"
 	touch $@
 
-compat-django42: .venv-dj42/.installed chromium
+compat-django42: .venv-dj42/.installed chromium prometheus
 	.venv-dj42/bin/pytest $(PARALLEL) $(COMPAT_TESTS) $(ARGS)
 
 # Django 6.0 and Celery 5.6. Django 6.0 needs Python >= 3.12: .ci/python313 builds CPython 3.13
@@ -100,5 +109,5 @@ compat-django42: .venv-dj42/.installed chromium
 		"django>=6.0,<6.1" "celery>=5.6,<5.7" -e ".[dev,docs]"
 	touch $@
 
-compat-django60: .venv-dj60/.installed chromium
+compat-django60: .venv-dj60/.installed chromium prometheus
 	.venv-dj60/bin/pytest $(PARALLEL) $(COMPAT_TESTS) $(ARGS)

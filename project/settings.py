@@ -5,6 +5,8 @@ in ``var/`` under the checkout, so ``./manage.py prepare_deploy`` runs with no s
 
 - ``DATABASE_URL``: ``postgres://user:password@host:5432/name`` or ``sqlite:///path``.
 - ``CELERY_BROKER_URL``: ``amqp://guest:guest@127.0.0.1:5672//``, ``redis://127.0.0.1:6379/0``.
+- ``TASKMASTER_PUSHGATEWAY``, ``TASKMASTER_METRICS_TEXTFILE``, ``TASKMASTER_METRICS_TOKEN``: the
+  gate's Prometheus metrics (pushed, written for node_exporter, served at /metrics/taskmaster).
 """
 
 from __future__ import annotations
@@ -145,4 +147,11 @@ TASKMASTER = {
     "INTERVAL": int(os.environ.get("TASKMASTER_INTERVAL", 20)),
     # generate_report is left un-accepted on purpose: `check` shows taskmaster.W001 for it.
     "ACCEPTED_BLOCKING_TASKS": [],
+    # Unset (None): no push, no textfile, and the page /metrics/taskmaster for logged-in users
+    # who may view gate runs only.
+    "METRICS": {
+        "PUSHGATEWAY": os.environ.get("TASKMASTER_PUSHGATEWAY") or None,
+        "TEXTFILE": os.environ.get("TASKMASTER_METRICS_TEXTFILE") or None,
+        "TOKEN": os.environ.get("TASKMASTER_METRICS_TOKEN") or None,
+    },
 }

@@ -10,7 +10,6 @@ only names.
 
 from __future__ import annotations
 
-import base64
 import json
 import urllib.error
 import urllib.request
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from kombu.utils.url import maybe_sanitize_url
+from taskmaster.credentials import masked, without_credentials
 
 TIMEOUT = 2.0  # seconds per request: a management API that hangs must not hold a poll
 
@@ -44,16 +43,10 @@ class Listing:
 
 class ManagementAPI:
     def __init__(self, url: str, vhost: str, *, timeout: float = TIMEOUT) -> None:
-        parts = urlsplit(url)
-        self.label = str(maybe_sanitize_url(url))
-        self._auth = None
-        if parts.username is not None:
-            secret = f"{parts.username}:{parts.password or ''}".encode()
-            self._auth = "Basic " + base64.b64encode(secret).decode()
-        netloc = parts.hostname or ""
-        if parts.port:
-            netloc += f":{parts.port}"
-        self._base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+        self.label = masked(url)
+        base, self._auth = without_credentials(url)
+        parts = urlsplit(base)
+        self._base = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
         self.vhost = vhost
         self.timeout = timeout
 

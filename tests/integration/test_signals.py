@@ -47,7 +47,12 @@ def test_a_blocked_gate_sends_each_signal_in_order_and_announces_after_the_resto
     names = [h["signal"] for h in heard]
     polls = names.count("gate_polled")
     assert polls >= 2, names
-    assert names == ["gate_started", *["gate_polled"] * polls, "consumers_restored", "gate_finished"]
+    assert names == [
+        "gate_started",
+        *["gate_polled"] * polls,
+        "consumers_restored",
+        "gate_finished",
+    ]
     assert {h["run"] for h in heard} == {run.pk}
     started, *polled, restored, finished = heard
     assert started["workers"] == [w1.name]

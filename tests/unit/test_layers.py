@@ -13,7 +13,13 @@ PACKAGE = Path(taskmaster.__file__).parent
 
 # Bottom to top. A module may import the layers below its own, and its own package.
 LAYERS = [
-    {"taskmaster", "taskmaster.exits", "taskmaster.humanize", "taskmaster.tasks"},
+    {
+        "taskmaster",
+        "taskmaster.credentials",
+        "taskmaster.exits",
+        "taskmaster.humanize",
+        "taskmaster.tasks",
+    },
     {"taskmaster.log", "taskmaster.signals"},
     {"taskmaster.conf", "taskmaster.cli"},
     {"taskmaster.gate"},

@@ -1,0 +1,1 @@
+"""Prometheus metrics of the gate, read from the database (docs/observability.md)."""
