@@ -27,7 +27,7 @@ from taskmaster.admin.run_page import (
     worker_blockers,
 )
 from taskmaster.gate.scope import Scope
-from taskmaster.humanize import duration, some
+from taskmaster.humanize import duration, plural, some
 from taskmaster.models import GateRun, RecordedBlocker
 
 if TYPE_CHECKING:
@@ -63,6 +63,7 @@ class GateRunAdmin(ReadOnlyAdmin, ModelAdmin):
         ("timeout", "interval", "hold"),
         ("is_open", "lease_until", "restored_at"),
         "problems",
+        "said",
         "snapshot_table",
         "report_json",
     )
@@ -83,6 +84,7 @@ class GateRunAdmin(ReadOnlyAdmin, ModelAdmin):
         "lease_until",
         "restored_at",
         "problems",
+        "said",
         "snapshot_table",
         "report_json",
     )
@@ -185,6 +187,21 @@ class GateRunAdmin(ReadOnlyAdmin, ModelAdmin):
             return "-"
         items = format_html_join("", "<li>{}</li>", ((p,) for p in obj.restore_problems))
         return format_html("<ul>{}</ul>", items)
+
+    @admin.display(description="what the gate said")
+    def said(self, obj: GateRun) -> SafeString | str:
+        """The run's notes, a notification or a metrics push that failed after the verdict
+        last; the latest in sight, the rest a click away."""
+        notes = (obj.report or {}).get("notes") or []
+        if not notes:
+            return "-"
+        items = format_html_join("", "<li>{}</li>", ((n,) for n in notes))
+        return format_html(
+            "<details class='tm-report'><summary>{} · the last: {}</summary><ol>{}</ol></details>",
+            plural(len(notes), "sentence"),
+            notes[-1],
+            items,
+        )
 
     @admin.display(description="snapshot (what a restore puts back)")
     def snapshot_table(self, obj: GateRun) -> SafeString | str:

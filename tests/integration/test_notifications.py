@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import html
 import json
 import logging
 import re
@@ -19,7 +20,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from django.test import override_settings
+from django.test import Client, override_settings
+from django.urls import reverse
 
 from taskmaster import log
 from taskmaster.gate.outcome import Outcome
@@ -288,7 +290,7 @@ def test_resume_after_a_killed_gate_posts_restored_once_the_consumers_are_back(
 
 
 def test_failing_endpoints_change_no_exit_cost_at_most_the_bound_and_leak_no_secret(
-    lab: Lab, webhook: Webhook
+    lab: Lab, webhook: Webhook, admin_client: Client
 ) -> None:
     lab.start_busy_worker("w1")
     bound = 4.0
@@ -331,5 +333,7 @@ def test_failing_endpoints_change_no_exit_cost_at_most_the_bound_and_leak_no_sec
     assert any(n.startswith(trickled) for n in run.report["notes"])
     logged = (lab.var_dir / "taskmaster.log").read_text()
     assert f"WARNING taskmaster: {failed}" in logged
-    for text in (result.out, result.err, logged, json.dumps(run.report)):
+    page = admin_client.get(reverse("admin:taskmaster_gaterun_change", args=[run.pk]))
+    assert html.escape(failed, quote=False) in page.content.decode()  # the run's page says so
+    for text in (result.out, result.err, logged, json.dumps(run.report), page.content.decode()):
         assert MARK not in text
