@@ -8,9 +8,11 @@ one; ``None`` outside a run. The logger, its levels and its messages stay as the
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, copy_context
+from typing import Any
 
 LOGGER = "taskmaster"
 
@@ -47,3 +49,9 @@ def run_scope(run_id: int | None = None) -> Iterator[None]:
 def set_run(run_id: int | None) -> None:
     """The run the rest of the current ``run_scope`` belongs to (once the gate has opened it)."""
     current_run.set(run_id)
+
+
+def thread(target: Callable[..., Any], *args: Any, name: str) -> threading.Thread:
+    """A daemon thread whose records name the run of the code that made it: a new thread
+    starts with an empty context, so it would log as outside any run."""
+    return threading.Thread(target=copy_context().run, args=(target, *args), name=name, daemon=True)

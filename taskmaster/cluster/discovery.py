@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from typing import Any
 
+from taskmaster import log
 from taskmaster.cluster.control import Cluster, Discovery
 from taskmaster.gate.inspection import task_queues
 
@@ -31,7 +32,7 @@ class Discovering:
         self._answers: Counter[str] = Counter()
         self._queues: dict[str, list[dict[str, Any]]] = {}
         self._last_heard = 0.0
-        self._thread = threading.Thread(target=self._run, name="taskmaster-discovery", daemon=True)
+        self._thread = log.thread(self._run, name="taskmaster-discovery")
 
     def start(self) -> Discovering:
         self._thread.start()

@@ -6,6 +6,8 @@ import logging
 import threading
 from typing import Any
 
+from taskmaster import log
+
 logger = logging.getLogger("taskmaster")
 
 
@@ -27,7 +29,7 @@ class EventWatch:
         self._stopped = threading.Event()
         self._receiver: Any = None
         self.failing = False  # the last try to listen failed
-        self._thread = threading.Thread(target=self._run, name="taskmaster-events", daemon=True)
+        self._thread = log.thread(self._run, name="taskmaster-events")
 
     def __enter__(self) -> EventWatch:
         # kombu says "Connected to …" at INFO each time the receiver connects: the gate's own

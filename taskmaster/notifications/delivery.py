@@ -10,7 +10,6 @@ text from urllib, which may quote the URL, is ever repeated.
 
 from __future__ import annotations
 
-import contextvars
 import errno
 import hashlib
 import hmac
@@ -18,7 +17,6 @@ import http.client
 import json
 import socket
 import ssl
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -28,7 +26,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from taskmaster import __version__
+from taskmaster import __version__, log
 from taskmaster.credentials import masked, without_credentials
 
 USER_AGENT = f"taskmaster/{__version__}"
@@ -98,14 +96,7 @@ def deliver(posts: Sequence[Post], *, timeout: float) -> list[Delivery]:
     attempts = [_Attempt(p) for p in posts]
     threads = []
     for attempt in attempts:
-        # The log records of the thread keep the run id of the gate (taskmaster/log.py).
-        context = contextvars.copy_context()
-        thread = threading.Thread(
-            target=context.run,
-            args=(attempt.run, per_try, deadline),
-            name="taskmaster-notification",
-            daemon=True,
-        )
+        thread = log.thread(attempt.run, per_try, deadline, name="taskmaster-notification")
         thread.start()
         threads.append(thread)
     for thread in threads:
