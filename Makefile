@@ -11,7 +11,7 @@ INSTALL_DEPS := pyproject.toml taskmaster/__init__.py
 # not -c, so that pip's isolated build of this package (setuptools) is pinned too.
 PINS := $(CURDIR)/.ci/constraints
 
-.PHONY: gate test soak benchmark compat compat-django42 compat-django60 lint worker docs newcomer chromium prometheus snapshots
+.PHONY: gate test soak benchmark benchmark-fleet benchmark-deploys compat compat-django42 compat-django60 lint worker docs newcomer chromium prometheus snapshots
 
 $(BIN)/.installed: $(INSTALL_DEPS) $(PINS)/main.txt
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,21 @@ snapshots: $(BIN)/.installed .venv-dj42/.installed .venv-dj60/.installed
 benchmark: $(BIN)/.installed
 	PIP_CONSTRAINT=$(PINS)/main.txt $(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/gate_benchmark.py $(ARGS)
+
+# The gate against a simulated fleet of 64, 256 and 1,000 workers on RabbitMQ and Redis
+# (benchmarks/fleet_benchmark.py, the fleet in benchmarks/fleet/): about 20 minutes;
+# ARGS="--quick" for 64 and 256 workers, one run; ARGS="--sizes 1000 --brokers redis --runs 5".
+benchmark-fleet: $(BIN)/.installed
+	PIP_CONSTRAINT=$(PINS)/main.txt $(BIN)/pip install --quiet -e ".[bench]"
+	$(BIN)/python benchmarks/fleet_benchmark.py $(ARGS)
+
+# Tasks lost per deploy: supervisorctl stop/start, a look at `celery inspect active` first, a
+# Kubernetes-style rolling update and the gate, each deployed 20 times on the same prefork
+# workers under supervisord and the same seeded load, RabbitMQ and Redis at once
+# (benchmarks/deploys.py): about 35 minutes; ARGS=--quick for a taste (about 4 minutes).
+benchmark-deploys: $(BIN)/.installed
+	PIP_CONSTRAINT=$(PINS)/main.txt $(BIN)/pip install --quiet -e ".[bench]"
+	$(BIN)/python benchmarks/deploys.py $(ARGS)
 
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \

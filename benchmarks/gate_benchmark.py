@@ -27,7 +27,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -57,6 +56,7 @@ django.setup()
 
 from celery import Celery  # noqa: E402
 
+from benchmarks.machine import machine  # noqa: E402
 from taskmaster.cluster.control import Cluster  # noqa: E402
 from taskmaster.conf import load_app  # noqa: E402
 from taskmaster.drain.fleet import Fleet, app_queues  # noqa: E402
@@ -72,33 +72,6 @@ from tests.support.run import claim_redis_db  # noqa: E402
 SUCCEEDED = re.compile(
     r"^\[(?P<at>[\d-]+ [\d:,]+): INFO/\S+\] Task \S+\[(?P<id>[\w-]+)\] succeeded"
 )
-
-
-def machine() -> dict[str, Any]:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    memory = int(Path("/proc/meminfo").read_text().split()[1]) // 1024 // 1024
-    rabbit = subprocess.run(["rabbitmqctl", "version"], capture_output=True, text=True).stdout
-    redis = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout
-    import celery
-
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_gib": memory,
-        "python": platform.python_version(),
-        "django": django.get_version(),
-        "celery": celery.__version__,
-        "rabbitmq": rabbit.strip(),
-        "redis": redis.split()[2].removeprefix("v=") if redis else "?",
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-    }
 
 
 def setup() -> None:

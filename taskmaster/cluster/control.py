@@ -205,8 +205,10 @@ class Cluster:
         for name, workers in sorted(by_queue.items()):
             self._broadcast("cancel_consumer", workers, queue=name)
 
-    def add(self, worker: str, declaration: dict[str, Any]) -> None:
-        """Ask ``worker`` to consume a queue again, declared exactly as it was."""
+    def add(self, workers: list[str], declaration: dict[str, Any]) -> None:
+        """Ask ``workers`` to consume a queue again, declared exactly as it was: one call for
+        all of them (each call reaches every worker's mailbox, so one per worker would cost a
+        fleet of a thousand a thousand calls)."""
         exchange = declaration.get("exchange") or {}
         options = {key: declaration[key] for key in _QUEUE_OPTIONS if key in declaration}
         options.update(
@@ -218,7 +220,7 @@ class Cluster:
         )
         self._broadcast(
             "add_consumer",
-            [worker],
+            workers,
             queue=declaration["name"],
             exchange=exchange.get("name"),
             exchange_type=exchange.get("type") or "direct",
@@ -271,11 +273,26 @@ class Cluster:
         if others:
             old = self.queues(others)
             queues.update(old)
-            inspection = inspection.merged(self.inspect_tasks([w for w in others if w in old]))
+            inspection = inspection.merged(self._inspect([w for w in others if w in old]))
         return queues, inspection
 
     def inspect_tasks(self, workers: list[str]) -> Inspection:
-        """Running, prefetched and ETA tasks of ``workers``; who answered all three."""
+        """Running, prefetched and ETA tasks of ``workers``: one round trip to the workers
+        that run ``taskmaster.tasks`` (``taskmaster_look`` without a run touches no lease),
+        the usual three for those that answer it with an error (an older image). A worker
+        that does not answer is not asked again: it is silent either way."""
+        replies = self._by_worker("taskmaster_look", workers)
+        looked = {host: reply for host, reply in replies.items() if _ok(reply)}
+        inspection = inspection_from_replies(
+            active={h: r["active"] for h, r in looked.items()},
+            reserved={h: r["reserved"] for h, r in looked.items()},
+            scheduled={h: r["scheduled"] for h, r in looked.items()},
+        )
+        older = [w for w in workers if w in replies and w not in looked]
+        return inspection.merged(self._inspect(older)) if older else inspection
+
+    def _inspect(self, workers: list[str]) -> Inspection:
+        """Celery's own three questions, for workers without ``taskmaster.tasks``."""
         return inspection_from_replies(
             active=self._by_worker("active", workers, safe=True),
             reserved=self._by_worker("reserved", workers, safe=True),

@@ -3,6 +3,7 @@ worker, and verify it."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -72,8 +73,8 @@ def restore_consumers(
                 told.add(worker)
                 names = ", ".join(q["name"] for q in declarations)
                 note(f"restoring {worker}: {names}" + ("" if worker in released else FORGETS))
-            for declaration in declarations:
-                cluster.add(worker, declaration)
+        for declaration, to in _by_declaration(missing):
+            cluster.add(to, declaration)
         sleep(0.2 * (attempt + 1))
     problems = [
         f"{w} does not consume {', '.join(q['name'] for q in qs)} after {RESTORE_ATTEMPTS} tries"
@@ -89,3 +90,16 @@ def restore_consumers(
             note(f"ignored: {sentence}")
         return problems
     return problems + silent
+
+
+def _by_declaration(
+    missing: dict[str, list[dict[str, Any]]],
+) -> list[tuple[dict[str, Any], list[str]]]:
+    """Each missing declaration once, with the workers it is missing on: a fleet that
+    consumes the same queues is restored in one call per queue."""
+    grouped: dict[str, tuple[dict[str, Any], list[str]]] = {}
+    for worker, declarations in sorted(missing.items()):
+        for declaration in declarations:
+            key = json.dumps(declaration, sort_keys=True, default=str)
+            grouped.setdefault(key, (declaration, []))[1].append(worker)
+    return list(grouped.values())
