@@ -73,7 +73,7 @@ def restore_consumers(
                 told.add(worker)
                 names = ", ".join(q["name"] for q in declarations)
                 note(f"restoring {worker}: {names}" + ("" if worker in released else FORGETS))
-        for declaration, to in _by_declaration(missing):
+        for declaration, to in by_declaration(missing):
             cluster.add(to, declaration)
         sleep(0.2 * (attempt + 1))
     problems = [
@@ -92,7 +92,7 @@ def restore_consumers(
     return problems + silent
 
 
-def _by_declaration(
+def by_declaration(
     missing: dict[str, list[dict[str, Any]]],
 ) -> list[tuple[dict[str, Any], list[str]]]:
     """Each missing declaration once, with the workers it is missing on: a fleet that
