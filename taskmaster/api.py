@@ -179,10 +179,7 @@ def _announce(outcome: Outcome, observer: Observer) -> None:
         except Exception:  # output is never worth more than the rest of the announcement
             logger.exception("gate run #%s: the report failed", outcome.run_id)
         if run is not None:
-            try:
-                records.add_note(run.pk, text)
-            except DatabaseError:
-                logger.warning("gate run #%s: cannot keep a note: %s", run.pk, text)
+            records.keep_note(run.pk, text)
 
     if run is not None and outcome.restore_problems is not None:
         gone = set(outcome.gone)

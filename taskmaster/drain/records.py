@@ -10,6 +10,7 @@ bulk, and only what changed: a poll with thousands of held tasks costs a few que
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import socket
 import sys
@@ -28,6 +29,8 @@ from taskmaster.models import DrainedWorker, GateRun, RecordedBlocker, Worker
 
 BATCH = 1000  # rows per bulk statement
 SEEN_AGAIN = timedelta(hours=1)  # a worker's "last seen" is rewritten at most this often
+
+logger = logging.getLogger("taskmaster")
 
 
 @contextmanager
@@ -287,10 +290,14 @@ def mark_restored(
             run.claims.all().delete()
 
 
-def add_note(run_id: int, text: str) -> None:
+def keep_note(run_id: int, text: str) -> None:
     """Keep a sentence said after the verdict was recorded (a notification that failed, a
-    metrics push refused) with the run's report, beside the gate's own notes."""
-    with transaction.atomic():
-        run = GateRun.objects.select_for_update().only("report").get(pk=run_id)
-        run.report = {**run.report, "notes": [*run.report.get("notes", []), text]}
-        run.save(update_fields=["report"])
+    metrics push refused) with the run's report, beside the gate's own notes. A database
+    that fails now costs the note its record, never the caller its ending."""
+    try:
+        with transaction.atomic():
+            run = GateRun.objects.select_for_update().only("report").get(pk=run_id)
+            run.report = {**run.report, "notes": [*run.report.get("notes", []), text]}
+            run.save(update_fields=["report"])
+    except DatabaseError:
+        logger.warning("gate run #%s: cannot keep a note: %s", run_id, text)

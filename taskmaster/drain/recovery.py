@@ -11,8 +11,6 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from django.db import DatabaseError
-
 from taskmaster import log, signals
 from taskmaster.checks.settings import settings_usable
 from taskmaster.cluster.broker import broker_label
@@ -140,10 +138,7 @@ def _resume_one(
 
     def note(text: str) -> None:
         say(text)
-        try:
-            records.add_note(run.pk, text)
-        except DatabaseError:
-            logger.warning("gate run #%s: cannot keep a note: %s", run.pk, text)
+        records.keep_note(run.pk, text)
 
     signals.send(
         signals.consumers_restored,
