@@ -98,10 +98,12 @@ prometheus:
 # Each Django and each Celery the project claims runs the whole suite once: the two vary
 # apart (Celery's differences are the worker's and the registry's, not Django's), so three
 # runs cover them where every pair would take six. Left to .venv: the soak, and the README
-# followed from a fresh clone (it builds a .venv of its own, so it would test the same thing).
+# followed from a fresh clone (it builds a .venv of its own, so it would test the same thing),
+# and the benchmarks' simulated fleet, which stands in for the Celery the benchmarks run (5.7):
+# on Celery 5.5 a simulated worker's Redis connection name and its held tasks differ still.
 compat: compat-django42 compat-django60
 
-COMPAT_TESTS := -m "not soak and not readme and not recipes"
+COMPAT_TESTS := -m "not soak and not readme and not recipes and not fleet"
 
 # Django 4.2 LTS and Celery 5.5, the oldest of each, on this machine's python3.
 .venv-dj42/.installed: $(INSTALL_DEPS) $(PINS)/django42.txt

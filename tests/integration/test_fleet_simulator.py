@@ -24,6 +24,10 @@ from tests.support.lab import Lab, drained, wait_for
 
 BOTH = pytest.mark.parametrize("lab", ["rabbitmq", "redis"], indirect=True)
 
+# The simulator stands in for the Celery the benchmarks run with (.venv's, 5.7); the compat
+# virtualenvs leave it out (Makefile, COMPAT_TESTS).
+pytestmark = pytest.mark.fleet
+
 
 def simulated(lab: Lab, count: int, **options: Any) -> Fleet:
     return Fleet(count, lab.env, queues=[lab.queue], name=f"sim{lab.tag}-{{n:02d}}@lab", **options)
