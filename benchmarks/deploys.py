@@ -64,6 +64,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.machine import machine  # noqa: E402
+from tests.support.supervisor import SUPERVISORD_CONF  # noqa: E402
 
 BIN = Path(sys.executable).parent  # celery, supervisord, supervisorctl of this virtualenv
 SETTINGS = "benchmarks.deploy_settings"  # workers, gates and Celery's CLI alike
@@ -357,23 +358,6 @@ def prepare_database(env: dict[str, str]) -> None:
 
 
 # -- the fleet under supervisord -------------------------------------------------------
-
-SUPERVISORD_CONF = """\
-[unix_http_server]
-file={dir}/supervisor.sock
-
-[supervisord]
-logfile={dir}/supervisord.log
-pidfile={dir}/supervisord.pid
-childlogdir={dir}
-nodaemon=true
-
-[rpcinterface:supervisor]
-supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-
-[supervisorctl]
-serverurl=unix://{dir}/supervisor.sock
-"""
 
 # The supervisor recipe's program section (docs/deploy/supervisor.md), twice: "blue" runs,
 # "green" is where a rolling update starts new workers under new names, as new pods get.

@@ -44,6 +44,7 @@ from tests.support.recipes.files import (
     write,
 )
 from tests.support.recipes.tools import lint, tool
+from tests.support.supervisor import SUPERVISORD_CONF as BASE_CONF
 
 pytestmark = pytest.mark.recipes
 
@@ -75,25 +76,13 @@ def run_sh(script: Path, *args: str, env: dict[str, str], timeout: float = 120) 
 
 # -- supervisor ----------------------------------------------------------------------------
 
-SUPERVISORD_CONF = """\
-[unix_http_server]
-file={dir}/supervisor.sock
-
-[supervisord]
-logfile={dir}/supervisord.log
-pidfile={dir}/supervisord.pid
-childlogdir={dir}
-nodaemon=true
-
-[rpcinterface:supervisor]
-supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-
-[supervisorctl]
-serverurl=unix://{dir}/supervisor.sock
-
+SUPERVISORD_CONF = (
+    BASE_CONF
+    + """
 [include]
 files = {dir}/conf.d/*.conf
 """
+)
 
 
 @dataclass
